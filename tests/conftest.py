@@ -1,0 +1,53 @@
+"""Shared fixtures: seeded randomness, a scheduler that fails on compute, the shared data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(
+    os.environ.get("XDOWNSCALE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator; tests never use unseeded randomness."""
+    return np.random.default_rng(20231121)
+
+
+class CountingScheduler:
+    """A dask scheduler that counts computes and fails past ``max_computes`` (cf-xarray)."""
+
+    def __init__(self, max_computes: int = 0) -> None:
+        self.total_computes = 0
+        self.max_computes = max_computes
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.total_computes += 1
+        if self.total_computes > self.max_computes:
+            raise RuntimeError(
+                f"Too many dask computations were scheduled: {self.total_computes}"
+            )
+        return dask.get(dsk, keys, **kwargs)
+
+
+@contextlib.contextmanager
+def raise_if_dask_computes(max_computes: int = 0):
+    """Fail if the code inside computes a dask graph (proves laziness)."""
+    scheduler = CountingScheduler(max_computes)
+    with dask.config.set(scheduler=scheduler):
+        yield scheduler
+
+
+def shared_file(relpath: str) -> Path:
+    """Path of a file in ../shared/data, skipping the test cleanly when it is absent."""
+    path = SHARED_DATA / relpath
+    if not path.exists():
+        pytest.skip(f"shared data file {relpath} not found under {SHARED_DATA}")
+    return path

@@ -1,0 +1,31 @@
+"""xdownscale: high-resolution, bias-corrected, probabilistic fields from coarse model output.
+
+``import xdownscale`` registers the ``.downscale`` DataArray accessor. Torch and POT are imported
+only when a verb that needs them runs.
+"""
+
+from . import datasets
+from ._version import __version__
+from .accessor import DownscaleAccessor
+from .grid import GridInfo, coarsen, find_spatial_dims, find_time_dim, grid_info, lowpass, upsample
+from .spectra import ScaleChoice, choose_scale, psd
+
+# --- qdm (issue 3) ---
+# --- debias (issue 4) ---
+# --- sample / ensemble (issue 5) ---
+
+__all__ = [
+    "DownscaleAccessor",
+    "GridInfo",
+    "ScaleChoice",
+    "__version__",
+    "choose_scale",
+    "coarsen",
+    "datasets",
+    "find_spatial_dims",
+    "find_time_dim",
+    "grid_info",
+    "lowpass",
+    "psd",
+    "upsample",
+]

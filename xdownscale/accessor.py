@@ -1,0 +1,124 @@
+"""The ``.downscale`` DataArray accessor: one documented method per verb, no state.
+
+Each method is a thin, explicit call into the xarray wrapper of the same name; see the wrapper
+for the full documentation (Notes, References).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import xarray as xr
+
+from . import grid, spectra
+
+if TYPE_CHECKING:
+    from .spectra import ScaleChoice
+
+
+@xr.register_dataarray_accessor("downscale")
+class DownscaleAccessor:
+    """Downscaling verbs on a DataArray: ``da.downscale.<verb>(...)``."""
+
+    def __init__(self, da: xr.DataArray) -> None:
+        self._obj = da
+
+    # --- grid -----------------------------------------------------------------------------
+    def coarsen(
+        self, factor: int | tuple[int, int], *, spatial_dims: Sequence[Hashable] | None = None
+    ) -> xr.DataArray:
+        """NaN-aware block mean by an integer factor (C'); see :func:`xdownscale.coarsen`."""
+        return grid.coarsen(self._obj, factor, spatial_dims=spatial_dims)
+
+    def upsample(
+        self,
+        factor: int | tuple[int, int],
+        *,
+        method: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        conservative: bool = False,
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> xr.DataArray:
+        """Interpolate onto a finer cell-centred grid; see :func:`xdownscale.upsample`."""
+        return grid.upsample(
+            self._obj, factor, method=method, conservative=conservative, spatial_dims=spatial_dims
+        )
+
+    def lowpass(
+        self,
+        cutoff: float | None = None,
+        *,
+        wavelength: float | None = None,
+        order: int | None = None,
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> xr.DataArray:
+        """Radial spectral low-pass filter; see :func:`xdownscale.lowpass`."""
+        return grid.lowpass(
+            self._obj, cutoff, wavelength=wavelength, order=order, spatial_dims=spatial_dims
+        )
+
+    # --- spectra --------------------------------------------------------------------------
+    def psd(
+        self,
+        *,
+        dim: Hashable | Sequence[Hashable] | None = None,
+        window: Literal["hann"] | None = None,
+        detrend: Literal["constant", "linear"] | None = None,
+        nan_policy: Literal["raise", "fill"] = "raise",
+        truncate: bool = True,
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> xr.DataArray:
+        """Radially averaged power spectral density; see :func:`xdownscale.psd`.
+
+        Examples
+        --------
+        >>> import xdownscale
+        >>> pr = xdownscale.datasets.open_sample()
+        >>> pr.downscale.psd().dims
+        ('wavenumber',)
+        """
+        return spectra.psd(
+            self._obj,
+            dim=dim,
+            window=window,
+            detrend=detrend,
+            nan_policy=nan_policy,
+            truncate=truncate,
+            spatial_dims=spatial_dims,
+        )
+
+    def choose_scale(
+        self,
+        target: xr.DataArray,
+        *,
+        factor: int | None = None,
+        method: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        lowpass: float | None = None,
+        transform: Literal["log"] | Callable[[xr.DataArray], xr.DataArray] | None = None,
+        smooth: int = 3,
+        nan_policy: Literal["raise", "fill"] = "raise",
+        window: Literal["hann"] | None = None,
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> ScaleChoice:
+        """Scale k* where this (source) spectrum drops below ``target``'s, and sigma*.
+
+        See :func:`xdownscale.choose_scale`.
+        """
+        return spectra.choose_scale(
+            self._obj,
+            target,
+            factor=factor,
+            method=method,
+            lowpass=lowpass,
+            transform=transform,
+            smooth=smooth,
+            nan_policy=nan_policy,
+            window=window,
+            spatial_dims=spatial_dims,
+        )
+
+    # --- qdm (issue 3) --------------------------------------------------------------------
+
+    # --- debias (issue 4) -----------------------------------------------------------------
+
+    # --- sample / ensemble (issue 5) ------------------------------------------------------

@@ -1,0 +1,464 @@
+"""Radially averaged power spectra and the choice of the preserved scale.
+
+xarray/dask wrappers around :mod:`xdownscale.np_spectra`; see METHODS.md section 4.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+from . import np_spectra
+from .grid import check_floating, grid_info, require_whole, upsample
+from .grid import lowpass as _lowpass
+
+__all__ = ["ScaleChoice", "choose_scale", "psd"]
+
+Transform = Literal["log"] | Callable[[xr.DataArray], xr.DataArray] | None
+LOG_EPS = 1e-4  # Hess et al. (2024): log(x + 1e-4) - log(1e-4)
+
+
+def _count_nan(da: xr.DataArray) -> int:
+    return int(da.isnull().sum().compute())
+
+
+def psd(
+    da: xr.DataArray,
+    *,
+    dim: Hashable | Sequence[Hashable] | None = None,
+    window: Literal["hann"] | None = None,
+    detrend: Literal["constant", "linear"] | None = None,
+    nan_policy: Literal["raise", "fill"] = "raise",
+    truncate: bool = True,
+    spatial_dims: Sequence[Hashable] | None = None,
+) -> xr.DataArray:
+    """Radially averaged power spectral density of 2-D fields.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Field(s) with two spatial dims; other dims may be dask-chunked (spatial dims must be one
+        chunk each).
+    dim : hashable or sequence of hashable, optional
+        Non-spatial dims to average the spectra over. Default: all of them; ``[]`` keeps one
+        spectrum per field.
+    window : {None, "hann"}
+        Taper applied before the FFT, scaled so that ``mean(w^2) = 1`` (white noise keeps its
+        level). Use it for non-periodic fields with strong edges.
+    detrend : {None, "constant", "linear"}
+        Remove each field's mean, or its least-squares plane, before the FFT.
+    nan_policy : {"raise", "fill"}
+        "raise" (default) refuses fields with NaN and says how many; "fill" gives each NaN cell
+        the mean of its field's valid cells and divides the spectrum by the valid fraction
+        (white noise keeps its level; the mask's edges add some leakage).
+    truncate : bool
+        Keep only rings inside the Nyquist circle (``k < 0.5``, as pysteps). False keeps the
+        corner rings too, so that Parseval holds exactly over the returned rings.
+    spatial_dims : (hashable, hashable), optional
+        Override the discovered ``(y, x)`` dims.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dim ``wavenumber`` (cycles per grid cell, from 0 to below 0.5), coordinate ``n_modes``
+        (modes in each ring) and, when the grid spacing is known and the cells are square,
+        ``wavelength`` in the coordinate units (``spacing / k``; inf at k = 0).
+
+    Raises
+    ------
+    ValueError
+        On NaN with ``nan_policy="raise"``, spatial dims split into chunks, unknown options.
+
+    Notes
+    -----
+    ``P(k) = mean_{ring k} |FFT(u)(kappa)|^2 / (Nx Ny)`` (METHODS.md section 4): white noise of
+    variance ``s^2`` has ``P(k) = s^2``; Parseval: ``sum_kappa |FFT(u)|^2/(Nx Ny) = Nx Ny
+    mean(u^2)``, i.e. ``sum_k n_modes(k) P(k) = Nx Ny mean(u^2)`` with ``truncate=False``.
+    Ring ``k = r / max(Nx, Ny)`` holds modes with ``|kappa| max(Nx, Ny)`` rounded to ``r``;
+    on square grids the values equal pysteps' ``rapsd`` exactly.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> noise = xr.DataArray(rng.normal(0, 2, (50, 64, 64)), dims=("time", "y", "x"))
+    >>> p = psd(noise)
+    >>> p.sizes["wavenumber"], round(float(p.isel(wavenumber=slice(1, None)).mean()), 1)
+    (32, 4.0)
+    """
+    if window not in (None, "hann"):
+        raise ValueError(f"window={window!r} is not supported; use None or 'hann'")
+    if detrend not in (None, "constant", "linear"):
+        raise ValueError(f"detrend={detrend!r} is not supported; use None, 'constant' or 'linear'")
+    if nan_policy not in ("raise", "fill"):
+        raise ValueError(f"nan_policy={nan_policy!r} is not supported; use 'raise' or 'fill'")
+    info = grid_info(da, spatial_dims)
+    y, x = info.y, info.x
+    check_floating(da, "da")
+    ny, nx = da.sizes[y], da.sizes[x]
+    if min(ny, nx) < 4:
+        raise ValueError(f"psd needs at least 4 x 4 cells, got {ny} x {nx} along ({y!r}, {x!r})")
+    require_whole(da, [y, x], "da", "the FFT needs whole fields")
+    others = [d for d in da.dims if d not in (y, x)]
+    if dim is None:
+        avg = others
+    else:
+        avg = [dim] if isinstance(dim, (str, bytes)) or not isinstance(dim, Sequence) else list(dim)
+        bad = [d for d in avg if d not in others]
+        if bad:
+            raise ValueError(
+                f"dim={dim!r} names {bad}, which are not non-spatial dims of the array; "
+                f"choose among {others}"
+            )
+    if nan_policy == "raise" and da.chunks is None and bool(np.isnan(da.values).any()):
+        raise ValueError(
+            f"da holds {_count_nan(da)} NaN value(s) of {da.size}; the FFT needs complete fields: "
+            "pass nan_policy='fill' (fills with each field's mean, rescales by the valid "
+            "fraction) or fill them yourself (da.fillna(...))"
+        )
+    op, k, count = np_spectra.ring_operator(ny, nx, truncate)
+    fill = nan_policy == "fill"
+    dtype = da.dtype if np.issubdtype(da.dtype, np.floating) else np.float64
+
+    def _core(a: np.ndarray) -> np.ndarray:
+        if not fill and np.isnan(a).any():
+            raise ValueError(
+                f"a chunk holds {int(np.isnan(a).sum())} NaN value(s); the FFT needs complete "
+                "fields: pass nan_policy='fill' or fill them yourself (da.fillna(...))"
+            )
+        return np_spectra.psd(a, window=window, detrend=detrend, fill_nan=fill, truncate=truncate)
+
+    spec = xr.apply_ufunc(
+        _core,
+        da,
+        input_core_dims=[[y, x]],
+        output_core_dims=[["wavenumber"]],
+        dask="parallelized",
+        output_dtypes=[dtype],
+        dask_gufunc_kwargs={"output_sizes": {"wavenumber": len(k)}},
+        keep_attrs=False,
+    )
+    if avg:
+        spec = spec.mean(avg)
+    spec = spec.assign_coords(
+        wavenumber=(
+            "wavenumber",
+            k,
+            {"long_name": "radial wavenumber", "units": "cycles per grid cell"},
+        ),
+        n_modes=("wavenumber", count, {"long_name": "number of Fourier modes in the ring"}),
+    )
+    if info.spacing is not None:
+        with np.errstate(divide="ignore"):
+            wl = info.spacing / k
+        units = str(info.units) if info.units else ""
+        spec = spec.assign_coords(wavelength=("wavenumber", wl, {"units": units}))
+    units = da.attrs.get("units")
+    spec.attrs = {
+        "long_name": "radially averaged power spectral density",
+        "units": f"({units})^2" if units else "",
+        "normalisation": "|FFT|^2/(Nx Ny), ring mean; white noise of variance s^2 -> s^2",
+        "window": str(window),
+        "detrend": str(detrend),
+        "nan_policy": nan_policy,
+    }
+    if da.name is not None:
+        spec.name = f"psd_{da.name}"
+    return spec
+
+
+# ----------------------------------------------------------------------------- choose_scale
+
+
+def _apply_transform(da: xr.DataArray, transform: Transform) -> xr.DataArray:
+    if transform is None:
+        return da
+    if transform == "log":
+        return np.log(da + LOG_EPS) - np.log(LOG_EPS)
+    if callable(transform):
+        return transform(da)
+    raise ValueError(
+        f"transform={transform!r} is not supported; use None, 'log' (log(x + 1e-4) - log(1e-4), "
+        "Hess et al.) or a callable DataArray -> DataArray"
+    )
+
+
+@dataclass
+class ScaleChoice:
+    """The preserved scale k* and the noise level sigma* that keeps everything larger.
+
+    Attributes
+    ----------
+    k_star : float
+        Wavenumber (cycles per grid cell of the target grid) from which on the source spectrum
+        stays below the target spectrum: scales with ``k < k_star`` are kept, smaller ones are
+        regenerated.
+    sigma_star : float
+        Noise standard deviation whose flat spectrum equals the target spectrum at ``k_star``
+        (``sigma_star**2 == P_target(k_star)``), in the transformed space of the spectra.
+    wavelength_star : float or None
+        ``spacing / k_star`` in ``wavelength_units`` when the target grid spacing is known.
+    wavelength_units : str or None
+    crossed : bool
+        False when the spectra never cross (see :func:`choose_scale`).
+    psd_source, psd_target : xarray.DataArray
+        The two spectra on the target's wavenumbers, for plotting.
+    note : str
+        How k* was found, in words.
+    """
+
+    k_star: float
+    sigma_star: float
+    wavelength_star: float | None
+    wavelength_units: str | None
+    crossed: bool
+    psd_source: xr.DataArray = field(repr=False)
+    psd_target: xr.DataArray = field(repr=False)
+    note: str = ""
+
+    def diffusion_time(
+        self,
+        schedule: Literal["consistency", "edm", "ve"] = "consistency",
+        *,
+        sigma_min: float = 0.01,
+        sigma_max: float = 500.0,
+    ) -> float:
+        """Express ``sigma_star`` as a diffusion time.
+
+        ``"consistency"`` and ``"edm"``: ``t = sigma`` (Karras et al., Song et al.);
+        ``"ve"``: ``sigma(t) = sigma_min (sigma_max / sigma_min)^t``, so
+        ``t = ln(sigma/sigma_min) / ln(sigma_max/sigma_min)`` (Hess et al.: 0.01 to 500).
+
+        Examples
+        --------
+        >>> import xarray as xr
+        >>> s = ScaleChoice(0.0667, 0.468, None, None, True, xr.DataArray(), xr.DataArray())
+        >>> round(s.diffusion_time("ve"), 3)
+        0.355
+        """
+        if schedule in ("consistency", "edm"):
+            return float(self.sigma_star)
+        if schedule == "ve":
+            if not (0 < sigma_min < sigma_max):
+                raise ValueError(
+                    f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, "
+                    f"sigma_max={sigma_max}"
+                )
+            t = np.log(self.sigma_star / sigma_min) / np.log(sigma_max / sigma_min)
+            return float(np.clip(t, 0.0, 1.0))
+        raise ValueError(f"schedule={schedule!r} is not supported; use 'consistency', 'edm' or 've'")
+
+    def to_dataset(self) -> xr.Dataset:
+        """Both spectra and the choice as one Dataset (for saving or plotting)."""
+        ds = xr.Dataset({"psd_source": self.psd_source, "psd_target": self.psd_target})
+        ds.attrs = {
+            "k_star": self.k_star,
+            "sigma_star": self.sigma_star,
+            "crossed": int(self.crossed),
+            "note": self.note,
+        }
+        if self.wavelength_star is not None:
+            ds.attrs["wavelength_star"] = self.wavelength_star
+            ds.attrs["wavelength_units"] = self.wavelength_units or ""
+        return ds
+
+    def plot(self, ax=None):
+        """Plot both spectra (log-log) with k* and the noise floor sigma*^2; returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.5))
+        k = self.psd_target.wavenumber.values
+        m = k > 0
+        ax.loglog(k[m], self.psd_target.values[m], label="target", color="k")
+        ax.loglog(k[m], self.psd_source.values[m], label="source", color="C1")
+        ax.axvline(self.k_star, color="C3", ls="--", label=f"k* = {self.k_star:.3g}")
+        ax.axhline(self.sigma_star**2, color="C2", ls=":", label=f"σ*² = {self.sigma_star**2:.3g}")
+        ax.set_xlabel("wavenumber (cycles per grid cell)")
+        ax.set_ylabel("PSD")
+        ax.legend(fontsize="small")
+        return ax
+
+
+def _as_spectrum(
+    obj: xr.DataArray, name: str, kw: dict, transform: Transform
+) -> xr.DataArray:
+    if "wavenumber" in obj.dims:
+        if obj.ndim != 1:
+            raise ValueError(
+                f"{name} looks like a spectrum (it has a 'wavenumber' dim) but has dims "
+                f"{tuple(obj.dims)}; average it to 1-D first, e.g. {name}.mean(...)"
+            )
+        return obj
+    return psd(_apply_transform(obj, transform), **kw).compute()
+
+
+def choose_scale(
+    src: xr.DataArray,
+    target: xr.DataArray,
+    *,
+    factor: int | None = None,
+    method: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+    lowpass: float | None = None,
+    transform: Transform = None,
+    smooth: int = 3,
+    nan_policy: Literal["raise", "fill"] = "raise",
+    window: Literal["hann"] | None = None,
+    spatial_dims: Sequence[Hashable] | None = None,
+) -> ScaleChoice:
+    """Choose the scale where the source spectrum drops below the target's, and sigma* there.
+
+    Parameters
+    ----------
+    src : xarray.DataArray
+        Source fields (e.g. a climate model), on the target grid or ``factor`` times coarser.
+    target : xarray.DataArray
+        Target fields (observations / training data of the model), or their spectrum (a 1-D
+        DataArray with dim ``wavenumber`` in cycles per target grid cell, e.g. from a model card).
+    factor : int, optional
+        When given, ``src`` is first upsampled by ``factor`` with ``method``.
+    method : {"nearest", "bilinear", "bicubic"}
+        Interpolation for ``factor``.
+    lowpass : float, optional
+        Low-pass cutoff (cycles per fine grid cell) applied to the upsampled source, as in the
+        sampling pipeline (``0.5 / factor`` keeps the resolved scales).
+    transform : {None, "log"} or callable
+        Space in which spectra and sigma* are computed: the model's transformed space.
+        ``"log"`` is ``log(x + 1e-4) - log(1e-4)`` (Hess et al.). Applied to fields, never to a
+        given spectrum.
+    smooth : int
+        Width (in bins) of the running mean applied to the log ratio of the spectra before the
+        crossing is located (robustness to noisy spectra); 1 disables it.
+    nan_policy, window, spatial_dims
+        Passed to :func:`psd`.
+
+    Returns
+    -------
+    ScaleChoice
+
+    Raises
+    ------
+    ValueError
+        If the grids do not match (shape after ``factor``, or grid spacing), or on bad options.
+
+    Notes
+    -----
+    With ``R(k) = log P_src(k) - log P_target(k)`` (k > 0, smoothed), k* is the first ring
+    after the last ring where ``R >= 0``: from k* on, the source stays below the target "for
+    good", so a spike above the target at small scales does not count as a crossing only if it
+    is followed by a drop. White noise of std sigma masks every scale whose power is below
+    ``sigma^2``; the noise that preserves all scales larger than k* therefore has
+    ``sigma*^2 = P_target(k*)`` (METHODS.md section 4; Hess et al. 2024, Bischoff & Deck 2023).
+
+    If the spectra never cross, ``crossed`` is False and a warning says which case applies:
+    source below target at every k > 0 (too smooth everywhere): k* is the lowest non-zero
+    wavenumber; source at or above target everywhere (nothing to regenerate): k* is the highest
+    ring and sigma* the noise floor there, so a sampler only touches the finest scale.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from xdownscale.datasets import power_law_field
+    >>> tgt = power_law_field((4, 64, 64), slope=-2.0, seed=0)
+    >>> src = power_law_field((4, 64, 64), slope=-4.0, seed=1, amplitude=3.0)
+    >>> choice = choose_scale(src, tgt)
+    >>> choice.crossed, round(choice.k_star, 3)
+    (True, 0.109)
+    """
+    if not isinstance(smooth, (int, np.integer)) or smooth < 1:
+        raise ValueError(f"smooth must be a positive integer (bins), got {smooth!r}")
+    kw = {"nan_policy": nan_policy, "window": window, "spatial_dims": spatial_dims}
+    if "wavenumber" not in src.dims:
+        if factor is not None:
+            src = upsample(src, factor, method=method, spatial_dims=spatial_dims)
+        if lowpass is not None:
+            src = _lowpass(src, lowpass, spatial_dims=spatial_dims)
+        if "wavenumber" not in target.dims:
+            si, ti = grid_info(src, spatial_dims), grid_info(target, spatial_dims)
+            s_shape, t_shape = (src.sizes[si.y], src.sizes[si.x]), (target.sizes[ti.y], target.sizes[ti.x])
+            if s_shape != t_shape:
+                hint = (
+                    f"; pass factor={t_shape[0] // s_shape[0]}"
+                    if factor is None and t_shape[0] % s_shape[0] == 0
+                    else ""
+                )
+                raise ValueError(
+                    f"src has {s_shape} cells{' after upsampling' if factor else ''} but target "
+                    f"has {t_shape}: the spectra must be on the same grid{hint}"
+                )
+            if si.spacing and ti.spacing and abs(si.spacing - ti.spacing) > 0.01 * ti.spacing:
+                raise ValueError(
+                    f"grid spacing of src{' after upsampling' if factor else ''} is "
+                    f"{si.spacing:.6g} but target's is {ti.spacing:.6g}; check factor="
+                    f"{factor!r} (it should be about {(si.spacing * (factor or 1)) / ti.spacing:.3g})"
+                )
+    p_src = _as_spectrum(src, "src", kw, transform)
+    p_tgt = _as_spectrum(target, "target", kw, transform)
+    k = p_src.wavenumber.values
+    if p_tgt.sizes["wavenumber"] != len(k) or not np.allclose(p_tgt.wavenumber.values, k):
+        # target spectrum on other wavenumbers (e.g. stored with a model): log-log interpolation
+        kt, pt = p_tgt.wavenumber.values, p_tgt.values
+        m = (kt > 0) & (pt > 0)
+        vals = np.full(k.shape, np.nan)
+        inside = (k >= kt[m].min()) & (k <= kt[m].max())
+        vals[inside] = np.exp(np.interp(np.log(k[inside]), np.log(kt[m]), np.log(pt[m])))
+        p_tgt = xr.DataArray(vals, dims="wavenumber", coords=p_src.wavenumber.coords, attrs=p_tgt.attrs)
+    ps, pt = p_src.values.astype(np.float64), p_tgt.values.astype(np.float64)
+    use = np.flatnonzero((k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0))
+    if use.size < 2:
+        raise ValueError(
+            "fewer than 2 wavenumbers where both spectra are positive and finite; "
+            "are the fields constant or all-NaN?"
+        )
+    ratio = np.log(ps[use]) - np.log(pt[use])
+    if smooth > 1 and ratio.size >= smooth:
+        kernel = np.ones(smooth) / smooth
+        padded = np.pad(ratio, smooth // 2, mode="edge")
+        ratio = np.convolve(padded, kernel, mode="valid")[: use.size]
+    above = np.flatnonzero(ratio >= 0)
+    crossed = True
+    if above.size == 0:
+        i_star, crossed = use[0], False
+        note = (
+            "spectra never cross: the source is below the target at every k > 0 (too smooth "
+            "at all scales); k* is the lowest non-zero wavenumber, so only the mean is kept"
+        )
+    elif above[-1] == use.size - 1:
+        i_star, crossed = use[-1], False
+        note = (
+            "spectra never cross: the source has at least the target's power up to the "
+            "highest wavenumber; k* is the highest ring and sigma* the noise floor there, so a "
+            "sampler regenerates only the finest scale"
+        )
+    else:
+        i_star = use[above[-1] + 1]
+        note = (
+            f"source drops below target for good at k* = {k[i_star]:.4g} cycles per grid cell "
+            f"(log-ratio smoothed over {smooth} bins)"
+        )
+    if not crossed:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    k_star = float(k[i_star])
+    sigma_star = float(np.sqrt(pt[i_star]))
+    wl, wl_units = None, None
+    if "wavelength" in p_tgt.coords:
+        wl = float(p_tgt.wavelength.values[i_star])
+        wl_units = p_tgt.wavelength.attrs.get("units") or None
+    elif "wavelength" in p_src.coords:
+        wl = float(p_src.wavelength.values[i_star])
+        wl_units = p_src.wavelength.attrs.get("units") or None
+    return ScaleChoice(
+        k_star=k_star,
+        sigma_star=sigma_star,
+        wavelength_star=wl,
+        wavelength_units=wl_units,
+        crossed=crossed,
+        psd_source=p_src,
+        psd_target=p_tgt,
+        note=note,
+    )
