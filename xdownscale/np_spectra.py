@@ -9,6 +9,8 @@ ring index ``r = round(|kappa| L)``, ``L = max(Nx, Ny)``, i.e. ring ``r`` holds 
 ``|kappa| L`` in ``[r - 1/2, r + 1/2)`` and is labelled ``k = r / L``. On square grids this is
 exactly pysteps' ``rapsd`` (which rounds the radius in index units); on non-square grids rings are
 in physical wavenumber, so a sinusoid peaks at its own wavenumber whatever the aspect ratio.
+``rings="index"`` reproduces pysteps on non-square grids too (radius in FFT index units, which
+mixes wavenumbers ``iy/Ny`` and ``ix/Nx`` of different physical size).
 """
 
 from __future__ import annotations
@@ -22,13 +24,22 @@ import scipy.sparse
 
 Window = Literal["hann"] | None
 Detrend = Literal["constant", "linear"] | None
+Rings = Literal["wavenumber", "index"]
 
 
 @lru_cache(maxsize=32)
 def ring_operator(
-    ny: int, nx: int, truncate: bool = True
+    ny: int,
+    nx: int,
+    truncate: bool = True,
+    rings: Rings = "wavenumber",
+    edges: tuple[float, ...] | None = None,
 ) -> tuple[scipy.sparse.csr_matrix, np.ndarray, np.ndarray]:
     """Sparse averaging operator from the rfft2 half-plane power to rings.
+
+    With ``edges`` (increasing, cycles per grid cell), bin ``i`` holds the modes with
+    ``edges[i] < |kappa| <= edges[i+1]`` and is labelled by their mean ``|kappa|``; ``truncate``
+    and ``rings`` are then ignored.
 
     Returns
     -------
@@ -42,14 +53,17 @@ def ring_operator(
     """
     big = max(nx, ny)
     nxr = nx // 2 + 1
-    ky = np.fft.fftfreq(ny)[:, None]
-    kx = np.fft.rfftfreq(nx)[None, :]
-    r = np.rint(np.sqrt(ky**2 + kx**2) * big).astype(np.int64)
-    mult = np.full((1, nxr), 2.0)
-    mult[0, 0] = 1.0
-    if nx % 2 == 0:
-        mult[0, -1] = 1.0
-    mult = np.broadcast_to(mult, r.shape)
+    if edges is not None:
+        return _binned_operator(ny, nx, np.asarray(edges, dtype=np.float64))
+    if rings == "index":  # pysteps: radius in FFT index units, whatever the aspect ratio
+        ky = np.fft.fftfreq(ny, 1.0 / ny)[:, None]
+        kx = np.fft.rfftfreq(nx, 1.0 / nx)[None, :]
+        r = np.rint(np.sqrt(ky**2 + kx**2)).astype(np.int64)
+    else:
+        ky = np.fft.fftfreq(ny)[:, None]
+        kx = np.fft.rfftfreq(nx)[None, :]
+        r = np.rint(np.sqrt(ky**2 + kx**2) * big).astype(np.int64)
+    mult = _multiplicity(ny, nx)
     n_rings = (big - 1) // 2 + 1 if truncate else int(r.max()) + 1
     keep = r < n_rings
     count = np.bincount(r[keep], weights=mult[keep], minlength=n_rings)
@@ -58,6 +72,32 @@ def ring_operator(
     vals = mult.ravel()[rows] / count[cols]
     op = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(ny * nxr, n_rings))
     return op, np.arange(n_rings) / big, count
+
+
+def _multiplicity(ny: int, nx: int) -> np.ndarray:
+    """How many full-plane modes each rfft2 coefficient stands for (1 or 2)."""
+    mult = np.full((1, nx // 2 + 1), 2.0)
+    mult[0, 0] = 1.0
+    if nx % 2 == 0:
+        mult[0, -1] = 1.0
+    return np.broadcast_to(mult, (ny, nx // 2 + 1))
+
+
+def _binned_operator(ny: int, nx: int, edges: np.ndarray):
+    kmag = np.sqrt(np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.rfftfreq(nx)[None, :] ** 2)
+    nb = edges.size - 1
+    r = np.digitize(kmag, edges, right=True) - 1
+    mult = _multiplicity(ny, nx)
+    keep = (r >= 0) & (r < nb)
+    count = np.bincount(r[keep], weights=mult[keep], minlength=nb)
+    ksum = np.bincount(r[keep], weights=(mult * kmag)[keep], minlength=nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = ksum / count
+        rows = np.flatnonzero(keep.ravel())
+        cols = r.ravel()[rows]
+        vals = mult.ravel()[rows] / count[cols]
+    op = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(ny * (nx // 2 + 1), nb))
+    return op, k, count
 
 
 def _detrend(a: np.ndarray, detrend: Detrend) -> np.ndarray:
@@ -93,6 +133,8 @@ def psd(
     detrend: Detrend = None,
     fill_nan: bool = False,
     truncate: bool = True,
+    rings: Rings = "wavenumber",
+    edges: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """Radially averaged PSD of each field in ``a`` (last two axes), shape ``(..., n_rings)``.
 
@@ -119,7 +161,7 @@ def psd(
         a = a * w
     spec = scipy.fft.rfft2(a, axes=(-2, -1), workers=-1)
     power = spec.real**2 + spec.imag**2
-    op, _, _ = ring_operator(ny, nx, truncate)
+    op, _, _ = ring_operator(ny, nx, truncate, rings, edges)
     flat = power.reshape(-1, power.shape[-2] * power.shape[-1])
     out = np.asarray(flat @ op.astype(power.dtype)) / (nx * ny)
     out = out.reshape(*lead, op.shape[1])

@@ -35,6 +35,8 @@ def psd(
     detrend: Literal["constant", "linear"] | None = None,
     nan_policy: Literal["raise", "fill"] = "raise",
     truncate: bool = True,
+    rings: Literal["wavenumber", "index"] = "wavenumber",
+    bins: Sequence[float] | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> xr.DataArray:
     """Radially averaged power spectral density of 2-D fields.
@@ -59,6 +61,14 @@ def psd(
     truncate : bool
         Keep only rings inside the Nyquist circle (``k < 0.5``, as pysteps). False keeps the
         corner rings too, so that Parseval holds exactly over the returned rings.
+    rings : {"wavenumber", "index"}
+        "wavenumber" (default): rings of equal physical wavenumber ``|kappa|`` in cycles per
+        grid cell. "index": rings of equal radius in FFT index units, pysteps' ``rapsd``
+        convention; identical on square grids, physically mixed on non-square ones.
+    bins : sequence of float, optional
+        Explicit, increasing bin edges in cycles per grid cell instead of unit rings: bin ``i``
+        averages the modes with ``bins[i] < |kappa| <= bins[i+1]`` and is labelled by their
+        mean ``|kappa|`` (NaN for an empty bin). Overrides ``truncate`` and ``rings``.
     spatial_dims : (hashable, hashable), optional
         Override the discovered ``(y, x)`` dims.
 
@@ -95,8 +105,18 @@ def psd(
         raise ValueError(f"window={window!r} is not supported; use None or 'hann'")
     if detrend not in (None, "constant", "linear"):
         raise ValueError(f"detrend={detrend!r} is not supported; use None, 'constant' or 'linear'")
+    if rings not in ("wavenumber", "index"):
+        raise ValueError(f"rings={rings!r} is not supported; use 'wavenumber' or 'index'")
     if nan_policy not in ("raise", "fill"):
         raise ValueError(f"nan_policy={nan_policy!r} is not supported; use 'raise' or 'fill'")
+    edges = None
+    if bins is not None:
+        edges = tuple(float(b) for b in np.asarray(bins, dtype=np.float64).ravel())
+        if len(edges) < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError(
+                f"bins must be at least two strictly increasing edges (cycles per grid cell), "
+                f"got {bins!r}"
+            )
     info = grid_info(da, spatial_dims)
     y, x = info.y, info.x
     check_floating(da, "da")
@@ -121,7 +141,7 @@ def psd(
             "pass nan_policy='fill' (fills with each field's mean, rescales by the valid "
             "fraction) or fill them yourself (da.fillna(...))"
         )
-    op, k, count = np_spectra.ring_operator(ny, nx, truncate)
+    op, k, count = np_spectra.ring_operator(ny, nx, truncate, rings, edges)
     fill = nan_policy == "fill"
     dtype = da.dtype if np.issubdtype(da.dtype, np.floating) else np.float64
 
@@ -131,7 +151,15 @@ def psd(
                 f"a chunk holds {int(np.isnan(a).sum())} NaN value(s); the FFT needs complete "
                 "fields: pass nan_policy='fill' or fill them yourself (da.fillna(...))"
             )
-        return np_spectra.psd(a, window=window, detrend=detrend, fill_nan=fill, truncate=truncate)
+        return np_spectra.psd(
+            a,
+            window=window,
+            detrend=detrend,
+            fill_nan=fill,
+            truncate=truncate,
+            rings=rings,
+            edges=edges,
+        )
 
     spec = xr.apply_ufunc(
         _core,
@@ -307,6 +335,7 @@ def choose_scale(
     lowpass: float | None = None,
     transform: Transform = None,
     smooth: int = 3,
+    tolerance: float = 0.0,
     nan_policy: Literal["raise", "fill"] = "raise",
     window: Literal["hann"] | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
@@ -334,6 +363,10 @@ def choose_scale(
     smooth : int
         Width (in bins) of the running mean applied to the log ratio of the spectra before the
         crossing is located (robustness to noisy spectra); 1 disables it.
+    tolerance : float
+        The source counts as below the target where ``P_src < (1 - tolerance) P_target``, so
+        that small deficits at large scales do not count. In [0, 1); the default 0 gives the
+        exact crossing.
     nan_policy, window, spatial_dims
         Passed to :func:`psd`.
 
@@ -348,30 +381,35 @@ def choose_scale(
 
     Notes
     -----
-    With ``R(k) = log P_src(k) - log P_target(k)`` (k > 0, smoothed), k* is the first ring
-    after the last ring where ``R >= 0``: from k* on, the source stays below the target "for
-    good", so a spike above the target at small scales does not count as a crossing only if it
-    is followed by a drop. White noise of std sigma masks every scale whose power is below
+    With ``R(k) = log P_src(k) - log P_target(k)`` (k > 0, smoothed), k* is where R falls
+    through ``log(1 - tolerance)`` after the last ring where it is above, interpolated linearly
+    in log k between that ring and the next: from k* on, the source stays below the target
+    "for good". ``P_target(k*)`` is interpolated log-log between the same two rings. A single noisy bin above the target is averaged away by ``smooth``;
+    a sustained rise above it at smaller scales moves k* past it. White noise of std sigma masks every scale whose power is below
     ``sigma^2``; the noise that preserves all scales larger than k* therefore has
     ``sigma*^2 = P_target(k*)`` (METHODS.md section 4; Hess et al. 2024, Bischoff & Deck 2023).
 
-    If the spectra never cross, ``crossed`` is False and a warning says which case applies:
-    source below target at every k > 0 (too smooth everywhere): k* is the lowest non-zero
-    wavenumber; source at or above target everywhere (nothing to regenerate): k* is the highest
-    ring and sigma* the noise floor there, so a sampler only touches the finest scale.
+    If the spectra never cross, ``crossed`` is False and a warning says which case applies.
+    Source below the target at every k > 0 (typical of an interpolated copy of the target):
+    k* is the half-power point, where ``P_src = P_target / 2`` for good (the lowest non-zero
+    wavenumber if the source never even has half the power). Source at or above the target
+    everywhere (nothing to regenerate): k* is the highest ring and sigma* the noise floor
+    there, so a sampler only touches the finest scale.
 
     Examples
     --------
     >>> import numpy as np, xarray as xr
     >>> from xdownscale.datasets import power_law_field
-    >>> tgt = power_law_field((4, 64, 64), slope=-2.0, seed=0)
-    >>> src = power_law_field((4, 64, 64), slope=-4.0, seed=1, amplitude=3.0)
-    >>> choice = choose_scale(src, tgt)
-    >>> choice.crossed, round(choice.k_star, 3)
-    (True, 0.109)
+    >>> tgt = power_law_field((4, 64, 64), slope=-2.0, seed=0)  # PSD k^-2
+    >>> src = power_law_field((4, 64, 64), slope=-4.0, seed=1, amplitude=0.1)  # 0.01 k^-4
+    >>> choice = choose_scale(src, tgt)  # analytic crossing at k = 0.1
+    >>> choice.crossed, round(choice.k_star, 3), round(choice.diffusion_time("ve"), 3)
+    (True, 0.107, 0.626)
     """
     if not isinstance(smooth, (int, np.integer)) or smooth < 1:
         raise ValueError(f"smooth must be a positive integer (bins), got {smooth!r}")
+    if not (0 <= tolerance < 1):
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
     kw = {"nan_policy": nan_policy, "window": window, "spatial_dims": spatial_dims}
     if "wavenumber" not in src.dims:
         if factor is not None:
@@ -420,38 +458,57 @@ def choose_scale(
         kernel = np.ones(smooth) / smooth
         padded = np.pad(ratio, smooth // 2, mode="edge")
         ratio = np.convolve(padded, kernel, mode="valid")[: use.size]
-    above = np.flatnonzero(ratio >= 0)
-    crossed = True
-    if above.size == 0:
-        i_star, crossed = use[0], False
+    def crossing(thr: float):
+        """Interpolated k where the ratio falls through thr for good, or None."""
+        above = np.flatnonzero(ratio >= thr)
+        if above.size == 0 or above[-1] == use.size - 1:
+            return above.size
+        j = above[-1]
+        i0, i1 = use[j], use[j + 1]
+        t = (ratio[j] - thr) / (ratio[j] - ratio[j + 1])
+        log_k = np.log(k[i0]) + t * (np.log(k[i1]) - np.log(k[i0]))
+        log_p = np.interp(log_k, np.log(k[[i0, i1]]), np.log(pt[[i0, i1]]))
+        return float(np.exp(log_k)), float(np.exp(log_p))
+
+    found = crossing(np.log1p(-tolerance))
+    crossed = isinstance(found, tuple)
+    if crossed:
+        k_star, p_star = found
         note = (
-            "spectra never cross: the source is below the target at every k > 0 (too smooth "
-            "at all scales); k* is the lowest non-zero wavenumber, so only the mean is kept"
+            f"source drops below target for good at k* = {k_star:.4g} cycles per grid cell "
+            f"(log-ratio smoothed over {smooth} bins, tolerance {tolerance:g})"
         )
-    elif above[-1] == use.size - 1:
-        i_star, crossed = use[-1], False
+    elif found == 0:
+        half = crossing(np.log(0.5))
+        if isinstance(half, tuple):
+            k_star, p_star = half
+            note = (
+                "spectra never cross: the source is below the target at every k > 0 (as for a "
+                "smoothed copy of the target); k* is the half-power point, where the source "
+                f"has lost half of the target's power: k* = {k_star:.4g}"
+            )
+        else:
+            k_star, p_star = float(k[use[0]]), float(pt[use[0]])
+            note = (
+                "spectra never cross: the source has less than half the target's power at "
+                "every k > 0 (too smooth at all scales); k* is the lowest non-zero wavenumber"
+            )
+    else:
+        k_star, p_star = float(k[use[-1]]), float(pt[use[-1]])
         note = (
             "spectra never cross: the source has at least the target's power up to the "
             "highest wavenumber; k* is the highest ring and sigma* the noise floor there, so a "
             "sampler regenerates only the finest scale"
         )
-    else:
-        i_star = use[above[-1] + 1]
-        note = (
-            f"source drops below target for good at k* = {k[i_star]:.4g} cycles per grid cell "
-            f"(log-ratio smoothed over {smooth} bins)"
-        )
     if not crossed:
         warnings.warn(note, UserWarning, stacklevel=2)
-    k_star = float(k[i_star])
-    sigma_star = float(np.sqrt(pt[i_star]))
+    sigma_star = float(np.sqrt(p_star))
     wl, wl_units = None, None
-    if "wavelength" in p_tgt.coords:
-        wl = float(p_tgt.wavelength.values[i_star])
-        wl_units = p_tgt.wavelength.attrs.get("units") or None
-    elif "wavelength" in p_src.coords:
-        wl = float(p_src.wavelength.values[i_star])
-        wl_units = p_src.wavelength.attrs.get("units") or None
+    for p in (p_tgt, p_src):
+        if "wavelength" in p.coords and np.isfinite(p.wavelength.values[1:]).all():
+            spacing = float(p.wavelength.values[1] * k[1])
+            wl, wl_units = spacing / k_star, p.wavelength.attrs.get("units") or None
+            break
     return ScaleChoice(
         k_star=k_star,
         sigma_star=sigma_star,
