@@ -1,0 +1,31 @@
+"""The main job: ``xdownscale demo`` runs offline on the embedded sample."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xdownscale import cli
+
+
+@pytest.mark.slow
+def test_demo_writes_netcdf_and_png(tmp_path, capsys):
+    assert cli.main(["demo", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "xdownscale_demo.png" in out
+    png = tmp_path / "xdownscale_demo.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+    with xr.open_dataset(tmp_path / "xdownscale_demo.nc", engine="scipy") as ds:
+        assert ds.precip.shape == (4, 256, 256)
+        assert ds.precip_coarse.shape == (4, 32, 32)
+        assert 0 < ds.attrs["k_star_cycles_per_cell"] < 0.5 / 8
+        assert "xdownscale" in ds.attrs["history"]
+        # the coarse field is the exact block mean of the truth
+        np.testing.assert_allclose(
+            ds.precip_coarse.values[0, 0, 0], ds.precip.values[0, :8, :8].mean(), rtol=1e-5
+        )
+
+
+def test_cli_rejects_unknown_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["frobnicate"])
+    assert "invalid choice" in capsys.readouterr().err
