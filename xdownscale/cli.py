@@ -58,6 +58,13 @@ def demo(output: Path, factor: int = 8) -> tuple[Path, Path]:
     truth = open_sample("mrms")
     coarse = coarsen(truth, factor)
     interp = upsample(coarse, factor, method="bicubic").clip(min=0)
+    # the fine coordinates are rebuilt from the coarse cell centres: equal to the truth's up to
+    # rounding, which would make xarray outer-join the two grids; align them explicitly
+    for d in ("lat", "lon"):
+        step = abs(float(truth[d][1] - truth[d][0]))
+        if not np.allclose(interp[d], truth[d], rtol=0, atol=1e-6 * step):
+            raise RuntimeError(f"upsampled {d} does not match the sample's grid")  # pragma: no cover
+    interp = interp.assign_coords(lat=truth.lat, lon=truth.lon)
     choice = choose_scale(coarse, truth, factor=factor, method="bicubic")
     ds = xr.Dataset(
         {
