@@ -484,6 +484,10 @@ def upsample(
     Periodic along a global longitude (detected by :func:`grid_info`), else the edge cell is
     extended over the outer half cell. NaN-aware: a fine cell is NaN exactly where its parent
     coarse cell is NaN, and valid cells are interpolated from valid neighbours only.
+    The fine coordinates are rebuilt from the coarse ones, so after a ``coarsen`` round trip
+    they equal the original fine coordinates only up to rounding: before combining the two
+    in one Dataset, copy them over (``fine.assign_coords(y=truth.y, x=truth.x)``) or align
+    with ``xr.align(..., join="override")``, else xarray outer-joins the grids.
 
     Examples
     --------
