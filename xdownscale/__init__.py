@@ -10,22 +10,27 @@ from .accessor import DownscaleAccessor
 from .grid import GridInfo, coarsen, find_spatial_dims, find_time_dim, grid_info, lowpass, upsample
 from .spectra import ScaleChoice, choose_scale, psd
 
-# --- qdm (issue 3) ---
-# --- debias (issue 4) ---
-# --- sample / ensemble (issue 5) ---
-
 __all__ = [
     "DownscaleAccessor",
     "GridInfo",
+
     "ScaleChoice",
     "__version__",
     "choose_scale",
     "coarsen",
     "datasets",
+    "ensemble",
     "find_spatial_dims",
     "find_time_dim",
     "grid_info",
     "lowpass",
     "psd",
+    "sample",
     "upsample",
 ]
+
+# --- qdm (issue 3) ---
+
+# --- debias (issue 4) ---
+# --- sample / ensemble (issue 5) ---
+from .sampling import ensemble, sample  # torch imported lazily inside

@@ -66,6 +66,8 @@ class DownscaleAccessor:
         detrend: Literal["constant", "linear"] | None = None,
         nan_policy: Literal["raise", "fill"] = "raise",
         truncate: bool = True,
+        rings: Literal["wavenumber", "index"] = "wavenumber",
+        bins: Sequence[float] | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
         """Radially averaged power spectral density; see :func:`xdownscale.psd`.
@@ -84,6 +86,8 @@ class DownscaleAccessor:
             detrend=detrend,
             nan_policy=nan_policy,
             truncate=truncate,
+            rings=rings,
+            bins=bins,
             spatial_dims=spatial_dims,
         )
 
@@ -96,6 +100,7 @@ class DownscaleAccessor:
         lowpass: float | None = None,
         transform: Literal["log"] | Callable[[xr.DataArray], xr.DataArray] | None = None,
         smooth: int = 3,
+        tolerance: float = 0.0,
         nan_policy: Literal["raise", "fill"] = "raise",
         window: Literal["hann"] | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
@@ -112,6 +117,7 @@ class DownscaleAccessor:
             lowpass=lowpass,
             transform=transform,
             smooth=smooth,
+            tolerance=tolerance,
             nan_policy=nan_policy,
             window=window,
             spatial_dims=spatial_dims,
@@ -122,3 +128,85 @@ class DownscaleAccessor:
     # --- debias (issue 4) -----------------------------------------------------------------
 
     # --- sample / ensemble (issue 5) ------------------------------------------------------
+    def sample(
+        self,
+        model: object = None,
+        *,
+        factor: int | None = None,
+        scale: float | ScaleChoice | Literal["auto"] = "auto",
+        method: Literal["consistency", "heun", "sde", "conditional"] | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        device: str = "auto",
+        precision: Literal["float32", "bfloat16"] = "float32",
+        gamma: float = 0.1,
+        interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> xr.DataArray:
+        """Downscale with a generative model, one fine field per input; see :func:`xdownscale.sample`."""
+        from . import sampling
+
+        return sampling.sample(
+            self._obj,
+            model,
+            factor=factor,
+            scale=scale,
+            method=method,
+            steps=steps,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            gamma=gamma,
+            interpolation=interpolation,
+            spatial_dims=spatial_dims,
+        )
+
+    def ensemble(
+        self,
+        n: int,
+        model: object = None,
+        *,
+        reduce: str | Sequence[str] | None = None,
+        threshold: float | Sequence[float] | None = None,
+        q: float | Sequence[float] | None = None,
+        member_chunk: int | None = None,
+        factor: int | None = None,
+        scale: float | ScaleChoice | Literal["auto"] = "auto",
+        method: Literal["consistency", "heun", "sde", "conditional"] | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        device: str = "auto",
+        precision: Literal["float32", "bfloat16"] = "float32",
+        gamma: float = 0.1,
+        interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> xr.DataArray | xr.Dataset:
+        """``n`` downscaled members (dim ``realization``) or streaming statistics over them.
+
+        See :func:`xdownscale.ensemble`.
+        """
+        from . import sampling
+
+        return sampling.ensemble(
+            self._obj,
+            n,
+            model,
+            reduce=reduce,
+            threshold=threshold,
+            q=q,
+            member_chunk=member_chunk,
+            factor=factor,
+            scale=scale,
+            method=method,
+            steps=steps,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            gamma=gamma,
+            interpolation=interpolation,
+            spatial_dims=spatial_dims,
+        )

@@ -1,0 +1,314 @@
+"""sample / ensemble: laziness, chunk invariance, masks, attrs, conventions, statistics, errors."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import xdownscale
+from xdownscale.nn import (
+    ConsistencyModel,
+    DownscalingModel,
+    GaussianDenoiser,
+    ModelCard,
+    UNet,
+    get_model,
+)
+
+from .conftest import raise_if_dask_computes
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared, loaded box OpenMP spin-waiting makes tiny ops 1000x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def cm() -> DownscalingModel:
+    """A tiny random consistency UNet for precipitation-like data, 4x, 1 km."""
+    torch.manual_seed(0)
+    net = UNet(channels=(8, 16), attention=True)
+    card = ModelCard(
+        name="tiny-cm", units="mm/h", transform="log", scale_min=0.0, scale_max=4.0,
+        factors=(4,), pixel_size=1.0, pixel_units="km",
+    )
+    return DownscalingModel(ConsistencyModel(net), card)
+
+
+@pytest.fixture(scope="module")
+def white() -> DownscalingModel:
+    """Closed-form EDM denoiser of white noise (std 0.5) on a 16 x 16 grid, identity transform."""
+    den = GaussianDenoiser(np.zeros((1, 16, 16)), 0.25 * np.eye(256), sigma_max=80.0)
+    return DownscalingModel(den, {"name": "white", "factors": (4,), "units": "K"})
+
+
+def _coarse(rng, shape=(4, 3, 6, 5), units="mm/h") -> xr.DataArray:
+    data = rng.gamma(0.8, 1.5, shape).astype("float32")
+    dims = {2: ("y", "x"), 3: ("time", "y", "x"), 4: ("time", "member_in", "y", "x")}[len(shape)]
+    coords = {"y": np.arange(shape[-2]) * 4.0, "x": np.arange(shape[-1]) * 4.0}
+    coords["y"] = xr.DataArray(coords["y"], dims="y", attrs={"units": "km"})
+    coords["x"] = xr.DataArray(coords["x"], dims="x", attrs={"units": "km"})
+    return xr.DataArray(data, dims=dims, coords=coords, attrs={"units": units}, name="pr")
+
+
+def test_eager_and_dask_agree_and_dask_stays_lazy(rng, cm):
+    da = _coarse(rng)
+    eager = da.downscale.sample(cm, scale=0.6, device="cpu")
+    with raise_if_dask_computes():
+        lazy = da.chunk(time=2).downscale.sample(cm, scale=0.6, device="cpu")
+    assert isinstance(lazy.data, dask.array.Array)
+    assert lazy.shape == eager.shape == (4, 3, 24, 20)
+    assert np.array_equal(lazy.compute().values, eager.values)
+
+
+def test_bit_identical_for_any_chunking_and_batch_size(rng, cm):
+    da = _coarse(rng)
+    runs = [
+        da.chunk(time=1, member_in=3).downscale.sample(cm, scale=0.6, batch_size=2, device="cpu"),
+        da.chunk(time=3, member_in=2).downscale.sample(cm, scale=0.6, batch_size=5, device="cpu"),
+        da.chunk(time=4, member_in=1).downscale.sample(cm, scale=0.6, batch_size=1, device="cpu"),
+    ]
+    vals = [r.compute(scheduler="threads").values for r in runs]
+    assert all(np.array_equal(vals[0], v) for v in vals[1:])
+    other = da.downscale.sample(cm, scale=0.6, seed=1, device="cpu").values
+    assert not np.allclose(other, vals[0])
+
+
+def test_nan_mask_restored(rng, cm):
+    da = _coarse(rng)
+    da[0, 0, 2, 3] = np.nan
+    out = da.chunk(time=1).downscale.sample(cm, scale=0.6, device="cpu").compute()
+    mask = np.isnan(out.values)
+    assert mask[0, 0, 8:12, 12:16].all()
+    assert mask.sum() == 16
+    assert (out.values[~mask] >= 0).all()  # log transform: non-negative output
+
+
+def test_attrs_coords_and_history(rng, cm):
+    da = _coarse(rng)
+    da.attrs["history"] = "made by hand"
+    out = da.downscale.sample(cm, scale=0.6, seed=7, device="cpu")
+    assert out.name == "pr" and out.attrs["units"] == "mm/h"
+    line = out.attrs["history"].splitlines()[0]
+    for text in ("sample:", "'tiny-cm'", "method consistency", "sigma* = 0.6", "seed 7", "4x"):
+        assert text in line
+    assert out.attrs["history"].endswith("made by hand")
+    np.testing.assert_allclose(np.diff(out.x.values), 1.0)
+    assert out.x.values[0] == pytest.approx(-1.5)
+
+
+def test_sha256_is_named_in_history(rng):
+    den = GaussianDenoiser(np.zeros((1, 8, 8)), np.eye(64), parameterisation="consistency")
+    model = DownscalingModel(den, {"name": "hashed", "factors": (2,), "sha256": "ab" * 32})
+    out = _coarse(rng, (2, 4, 4)).downscale.sample(model, scale=0.5, device="cpu")
+    assert f"(sha256 {'ab' * 32})" in out.attrs["history"]
+    assert model.token == "sha256:" + "ab" * 32
+
+
+def test_ensemble_member_dim_conventions(rng, cm):
+    da = _coarse(rng, (3, 6, 5))
+    with raise_if_dask_computes():
+        ens = da.chunk(time=2).downscale.ensemble(5, cm, scale=0.6, member_chunk=2, device="cpu")
+    assert ens.dims == ("realization", "time", "y", "x")
+    assert ens.chunks[0] == (2, 2, 1)
+    r = ens.realization
+    assert r.attrs["standard_name"] == "realization" and r.attrs["axis"] == "E"
+    np.testing.assert_array_equal(r.values, np.arange(5))
+    vals = ens.compute().values
+    single = da.downscale.sample(cm, scale=0.6, device="cpu").values
+    assert np.array_equal(vals[0], single)  # member 0 is sample()
+    eager = da.downscale.ensemble(5, cm, scale=0.6, batch_size=4, device="cpu").values
+    assert np.array_equal(vals, eager)
+    assert not np.allclose(vals[0], vals[1])
+    assert "ensemble of 5" in ens.attrs["history"]
+
+
+def test_streaming_statistics_match_the_full_ensemble(rng, cm):
+    da = _coarse(rng, (3, 6, 5))
+    da[1, 0, 0] = np.nan
+    full = da.downscale.ensemble(9, cm, scale=0.6, device="cpu")
+    kw = dict(reduce=["mean", "std", "min", "max", "exceedance", "quantile"], threshold=[0.5, 2.0],
+              q=[0.1, 0.5, 0.9], scale=0.6, device="cpu")
+    with raise_if_dask_computes():
+        lazy = da.chunk(time=2).downscale.ensemble(9, cm, batch_size=4, **kw)
+    stats = lazy.compute()
+    eager = da.downscale.ensemble(9, cm, batch_size=7, **kw)
+    for name in stats.data_vars:  # bit-identical whatever the chunking / batch size
+        assert np.array_equal(stats[name].values, eager[name].values, equal_nan=True)
+    f = full.astype("float64")
+    xr.testing.assert_allclose(stats["mean"], f.mean("realization").astype("float32"), atol=1e-5)
+    xr.testing.assert_allclose(stats["std"], f.std("realization").astype("float32"), atol=1e-5)
+    np.testing.assert_array_equal(stats["min"].values, full.min("realization").values)
+    np.testing.assert_array_equal(stats["max"].values, full.max("realization").values)
+    exc = (full > 2.0).mean("realization").where(full.notnull().all("realization"))
+    np.testing.assert_allclose(stats["exceedance"].sel(threshold=2.0), exc, atol=1e-7)
+    qv = np.quantile(f.values, [0.1, 0.5, 0.9], axis=0)
+    np.testing.assert_allclose(stats["quantile"].transpose("q", ...).values, qv, rtol=1e-6, atol=1e-6)
+    assert np.isnan(stats["mean"].values[1, 0:4, 0:4]).all()
+    assert stats["mean"].attrs["units"] == "mm/h"
+    assert stats["exceedance"].attrs["units"] == "1"
+    assert "realization: std (9 members)" == stats["std"].attrs["cell_methods"]
+
+
+def test_scale_auto_uses_the_models_spectrum(rng, cm):
+    da = _coarse(rng, (2, 6, 5))
+    k = np.linspace(0, 0.45, 10)
+    psd = 1e-1 * np.maximum(k, 0.02) ** -1.0
+    card = ModelCard(**{**cm.card.to_dict(), "target_psd": psd.tolist(), "target_psd_wavenumber": k.tolist()})
+    model = DownscalingModel(cm.denoiser, card)
+    fine = xdownscale.lowpass(xdownscale.upsample(da, 4), 0.125)
+    target = xr.DataArray(psd, dims="wavenumber", coords={"wavenumber": k})
+    choice = xdownscale.choose_scale(card.forward_transform(fine), target, nan_policy="fill")
+    assert choice.crossed
+    out = da.downscale.sample(model, device="cpu")
+    assert f"sigma* = {choice.sigma_star:.4g}" in out.attrs["history"]
+    via_choice = da.downscale.sample(cm, scale=choice, device="cpu")
+    assert np.array_equal(out.values, via_choice.values)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    chunk=st.integers(1, 5),
+    batch=st.integers(1, 9),
+    seed=st.integers(0, 2**40),
+)
+def test_chunk_and_batch_invariance_property(chunk, batch, seed):
+    den = GaussianDenoiser(np.zeros((1, 8, 8)), np.eye(64), parameterisation="consistency")
+    model = DownscalingModel(den, {"name": "white-cm", "factors": (2,)})
+    da = xr.DataArray(np.arange(5 * 16.0).reshape(5, 4, 4), dims=("time", "y", "x"))
+    ref = da.downscale.ensemble(3, model, scale=0.7, seed=seed, batch_size=4, device="cpu")
+    got = da.chunk(time=chunk).downscale.ensemble(
+        3, model, scale=0.7, seed=seed, batch_size=batch, member_chunk=chunk, device="cpu"
+    )
+    assert np.array_equal(ref.values, got.compute().values)
+
+
+def test_edm_methods_and_exact_conditioning(rng, white):
+    da = _coarse(rng, (3, 4, 4), units="K").chunk(time=2)
+    for method, steps in (("heun", 4), ("sde", 6)):
+        out = da.downscale.sample(white, scale=1.0, method=method, steps=steps, device="cpu")
+        assert out.shape == (3, 16, 16) and np.isfinite(out.values).all()
+        assert f"method {method} ({steps} steps)" in out.attrs["history"]
+    cond = da.downscale.sample(white, scale=2.0, method="conditional", steps=20, device="cpu")
+    back = xdownscale.coarsen(cond.compute().astype("float64"), 4)
+    np.testing.assert_allclose(back.values, da.values, atol=1e-5)
+
+
+def test_model_is_never_put_into_the_graph(rng, cm):
+    out = _coarse(rng).chunk(time=1).downscale.sample(cm, scale=0.6, device="cpu")
+
+    class Guard(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, (torch.nn.Module, DownscalingModel)):
+                raise AssertionError(f"the graph holds a {type(obj).__name__}")
+            return None
+
+    buf = io.BytesIO()
+    Guard(buf).dump(dict(out.data.__dask_graph__()))  # raises if a model is inside
+    assert get_model(cm.token)[0] is cm
+
+
+def test_unknown_token_in_a_fresh_process_is_a_clear_error():
+    with pytest.raises(LookupError, match="is not loaded in this process; in-memory models work"):
+        get_model("mem-does-not-exist")
+
+
+def test_bfloat16_autocast_runs(rng, cm):
+    da = _coarse(rng, (2, 6, 5))
+    a = da.downscale.sample(cm, scale=0.6, device="cpu")
+    b = da.downscale.sample(cm, scale=0.6, device="cpu", precision="bfloat16")
+    assert b.shape == a.shape and np.isfinite(b.values).all()
+    assert np.abs(b - a).mean() < 0.1 * np.abs(a).mean()
+
+
+def test_import_does_not_import_torch():
+    code = "import sys, xdownscale; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_model_resolution_errors(rng):
+    da = _coarse(rng, (6, 5))
+    with pytest.raises(ValueError, match=r"no default model is installed yet.*DownscalingModel"):
+        da.downscale.sample()
+    with pytest.raises(ValueError, match="unknown model 'radar-8x': no models are registered yet"):
+        da.downscale.sample("radar-8x")
+    with pytest.raises(ValueError, match=r"unknown model '/tmp/w.safetensors'"):
+        da.downscale.sample(Path("/tmp/w.safetensors"))
+    with pytest.raises(TypeError, match="model is a bare UNet"):
+        da.downscale.sample(UNet(channels=(8,)))
+    with pytest.raises(TypeError, match=r"denoiser must be a torch.nn.Module"):
+        DownscalingModel("not a net", {})
+
+
+def test_input_errors(rng, cm, white, monkeypatch):
+    da = _coarse(rng, (2, 6, 5))
+    with pytest.raises(ValueError, match=r"factor=2 does not match model 'tiny-cm', which supports factors \(4,\)"):
+        da.downscale.sample(cm, factor=2, scale=0.5, device="cpu")
+    bad = da.assign_coords(x=da.x * 2, y=da.y * 2)
+    with pytest.raises(ValueError, match="gives 2, but model 'tiny-cm' works at 1 km; pass factor=8"):
+        bad.downscale.sample(cm, factor=4, scale=0.5, device="cpu")
+    with pytest.raises(ValueError, match="could not find the spatial dims"):
+        xr.DataArray(np.zeros((2, 3, 3)), dims=("a", "b", "c")).downscale.sample(cm, factor=4)
+    with pytest.raises(ValueError, match="da has units 'K' but model 'tiny-cm' expects 'mm/h' \\(not convertible\\)"):
+        da.assign_attrs(units="K").downscale.sample(cm, scale=0.5, device="cpu")
+    with pytest.raises(ValueError, match=r"da has units 'm s-1' but model 'tiny-cm' expects 'mm/h'; convert first: da = da \* 3.6e\+06"):
+        da.assign_attrs(units="m s-1").downscale.sample(cm, scale=0.5, device="cpu")
+    ok = da.assign_attrs(units="mm h-1").downscale.sample(cm, scale=0.5, device="cpu")
+    assert ok.attrs["units"] == "mm/h"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device='cuda' was requested but CUDA is not available"):
+        da.downscale.sample(cm, scale=0.5, device="cuda")
+    with pytest.raises(ValueError, match="device='gpu' is not supported"):
+        da.downscale.sample(cm, scale=0.5, device="gpu")
+
+
+def test_option_errors(rng, cm, white):
+    da = _coarse(rng, (2, 6, 5))
+    da_k = _coarse(rng, (2, 4, 4), units="K")
+    with pytest.raises(ValueError, match="method='heun' needs an EDM denoiser, but model 'tiny-cm' is parameterised as 'consistency'"):
+        da.downscale.sample(cm, scale=0.5, method="heun")
+    with pytest.raises(ValueError, match="method='consistency' needs a consistency model"):
+        da_k.downscale.sample(white, scale=0.5, method="consistency")
+    with pytest.raises(ValueError, match="method='ddim' is not supported"):
+        da.downscale.sample(cm, scale=0.5, method="ddim")
+    with pytest.raises(ValueError, match=r"sigma\* = 100 is outside model 'tiny-cm'"):
+        da.downscale.sample(cm, scale=100.0)
+    with pytest.raises(ValueError, match="scale='auto' needs the target spectrum stored with the model"):
+        da.downscale.sample(cm)
+    with pytest.raises(ValueError, match="scale='big' is not understood"):
+        da.downscale.sample(cm, scale="big")
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        da.downscale.sample(cm, scale=0.5, batch_size=0)
+    with pytest.raises(ValueError, match=r"method='conditional' enforces C'x = y'.*needs the coarse field"):
+        da_k.downscale.sample(white, factor=1, scale=0.5, method="conditional")
+    with pytest.raises(ValueError, match="n must be an integer >= 1, got 0"):
+        da.downscale.ensemble(0, cm, scale=0.5)
+    with pytest.raises(ValueError, match="reduce=\\['mean', 'median'\\] is not understood"):
+        da.downscale.ensemble(3, cm, scale=0.5, reduce=["mean", "median"])
+    with pytest.raises(ValueError, match="reduce includes 'exceedance': pass threshold="):
+        da.downscale.ensemble(3, cm, scale=0.5, reduce="exceedance")
+    with pytest.raises(ValueError, match=r"q must be in \[0.0, 1.0\], got 1.5"):
+        da.downscale.ensemble(3, cm, scale=0.5, reduce="quantile", q=1.5)
+    with pytest.raises(ValueError, match=r"card.sigma_data=1.0 contradicts the denoiser's sigma_data=0.5"):
+        DownscalingModel(cm.denoiser, {"sigma_data": 1.0})
+    with pytest.raises(ValueError, match="transform='sqrt' is not supported"):
+        ModelCard(transform="sqrt")

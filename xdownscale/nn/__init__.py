@@ -1,0 +1,39 @@
+"""Torch subpackage: networks, preconditioning, samplers, analytic oracles, device selection.
+
+Imported lazily by :func:`xdownscale.sample` and :func:`xdownscale.ensemble`; ``import
+xdownscale`` does not import torch.
+"""
+
+from .analytic import GaussianDenoiser, block_mean_matrix, gaussian_posterior
+from .device import resolve_device
+from .model import DownscalingModel, ModelCard, get_model, register_model
+from .networks import UNet
+from .precondition import ConsistencyModel, EDMDenoiser
+from .samplers import (
+    sample_conditional,
+    sample_consistency,
+    sample_euler_maruyama,
+    sample_heun,
+    sigmas_geometric,
+    sigmas_karras,
+)
+
+__all__ = [
+    "ConsistencyModel",
+    "DownscalingModel",
+    "EDMDenoiser",
+    "GaussianDenoiser",
+    "ModelCard",
+    "UNet",
+    "block_mean_matrix",
+    "gaussian_posterior",
+    "get_model",
+    "register_model",
+    "resolve_device",
+    "sample_conditional",
+    "sample_consistency",
+    "sample_euler_maruyama",
+    "sample_heun",
+    "sigmas_geometric",
+    "sigmas_karras",
+]
