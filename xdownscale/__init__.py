@@ -4,7 +4,7 @@
 only when a verb that needs them runs.
 """
 
-from . import datasets
+from . import datasets, metrics
 from ._version import __version__
 from .accessor import DownscaleAccessor
 from .grid import GridInfo, coarsen, find_spatial_dims, find_time_dim, grid_info, lowpass, upsample
@@ -13,7 +13,6 @@ from .spectra import ScaleChoice, choose_scale, psd
 __all__ = [
     "DownscaleAccessor",
     "GridInfo",
-
     "ScaleChoice",
     "__version__",
     "choose_scale",
@@ -24,6 +23,7 @@ __all__ = [
     "find_time_dim",
     "grid_info",
     "lowpass",
+    "metrics",
     "psd",
     "sample",
     "upsample",
@@ -32,5 +32,6 @@ __all__ = [
 # --- qdm (issue 3) ---
 
 # --- debias (issue 4) ---
+
 # --- sample / ensemble (issue 5) ---
 from .sampling import ensemble, sample  # torch imported lazily inside
