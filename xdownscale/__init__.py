@@ -13,6 +13,7 @@ from .spectra import ScaleChoice, choose_scale, psd
 __all__ = [
     "DownscaleAccessor",
     "GridInfo",
+    "QuantileDeltaMapping",
     "ScaleChoice",
     "__version__",
     "choose_scale",
@@ -25,11 +26,13 @@ __all__ = [
     "lowpass",
     "metrics",
     "psd",
+    "qdm",
     "sample",
     "upsample",
 ]
 
 # --- qdm (issue 3) ---
+from .qdm import QuantileDeltaMapping, qdm
 
 # --- debias (issue 4) ---
 

@@ -124,6 +124,53 @@ class DownscaleAccessor:
         )
 
     # --- qdm (issue 3) --------------------------------------------------------------------
+    def qdm(
+        self,
+        ref: xr.DataArray,
+        hist: xr.DataArray,
+        *,
+        kind: Literal["additive", "multiplicative"] = "additive",
+        n_quantiles: int = 50,
+        group: Literal["time", "time.season", "time.month", "time.dayofyear"] = "time",
+        window: int | None = None,
+        interp: Literal["nearest", "linear"] = "nearest",
+        extrapolation: Literal["constant", "nan"] = "constant",
+        dry_threshold: float | str | None = None,
+        seed: int = 0,
+        units: str | None = None,
+        dim: Hashable | None = None,
+    ) -> xr.DataArray:
+        """Bias-adjust this (sim) series by quantile delta mapping; see :func:`xdownscale.qdm`.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, xarray as xr
+        >>> t = pd.date_range("2000-01-01", periods=365)
+        >>> da = lambda mu: xr.DataArray(np.random.default_rng(0).normal(mu, 1, (2, 365)),
+        ...                              dims=("x", "time"), coords={"time": t},
+        ...                              attrs={"units": "degC"})
+        >>> out = da(2.0).downscale.qdm(da(1.0), da(0.0), units="K")
+        >>> round(float(out.mean()), 1), out.attrs["units"]
+        (276.1, 'K')
+        """
+        from .qdm import qdm as _qdm
+
+        return _qdm(
+            self._obj,
+            ref,
+            hist,
+            kind=kind,
+            n_quantiles=n_quantiles,
+            group=group,
+            window=window,
+            interp=interp,
+            extrapolation=extrapolation,
+            dry_threshold=dry_threshold,
+            seed=seed,
+            units=units,
+            dim=dim,
+        )
+
 
     # --- debias (issue 4) -----------------------------------------------------------------
 
