@@ -111,7 +111,7 @@ def test_non_monotonic_and_irregular_errors():
     with pytest.raises(ValueError, match=r"coordinate 'x' is not strictly monotonic .*da.sortby\('x'\)"):
         xd.grid_info(da)
     da = xr.DataArray(np.zeros((3, 4)), dims=("y", "x"), coords={"x": [0.0, 1.0, 2.0, 4.0]})
-    with pytest.raises(ValueError, match="coordinate 'x' is not regularly spaced .*interp"):
+    with pytest.raises(ValueError, match=r"coordinate 'x' is not regularly spaced .*interp"):
         xd.coarsen(da, 1)
 
 

@@ -18,7 +18,7 @@ def test_white_noise_is_flat_at_variance(rng, shape):
 
 def test_parseval_exact_without_truncation(rng):
     a = rng.normal(size=(3, 30, 44))
-    op, k, count = np_spectra.ring_operator(30, 44, truncate=False)
+    _, _, count = np_spectra.ring_operator(30, 44, truncate=False)
     p = np_spectra.psd(a, truncate=False)
     np.testing.assert_allclose((p * count).sum(-1), a[0].size * (a**2).mean(axis=(-2, -1)))
     assert count.sum() == 30 * 44

@@ -173,8 +173,12 @@ def test_scale_auto_uses_the_models_spectrum(rng, cm):
     model = DownscalingModel(cm.denoiser, card)
     fine = xdownscale.lowpass(xdownscale.upsample(da, 4), 0.125)
     target = xr.DataArray(psd, dims="wavenumber", coords={"wavenumber": k})
-    choice = xdownscale.choose_scale(card.forward_transform(fine), target, nan_policy="fill")
-    assert choice.crossed
+    # auto compares spectral shapes: the input's large scales (k <= 0.25 / factor) are matched
+    # to the model's training spectrum first
+    with pytest.warns(UserWarning, match="half-power point"):  # a smoothed input never crosses
+        choice = xdownscale.choose_scale(
+            card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4
+        )
     out = da.downscale.sample(model, device="cpu")
     assert f"sigma* = {choice.sigma_star:.4g}" in out.attrs["history"]
     via_choice = da.downscale.sample(cm, scale=choice, device="cpu")
@@ -247,12 +251,12 @@ def test_import_does_not_import_torch():
 
 def test_model_resolution_errors(rng):
     da = _coarse(rng, (6, 5))
-    with pytest.raises(ValueError, match=r"no default model is installed yet.*DownscalingModel"):
-        da.downscale.sample()
-    with pytest.raises(ValueError, match="unknown model 'radar-8x': no models are registered yet"):
-        da.downscale.sample("radar-8x")
-    with pytest.raises(ValueError, match=r"unknown model '/tmp/w.safetensors'"):
+    with pytest.raises(ValueError, match=r"unknown model 'radar-16x'; registered models: radar-8x"):
+        da.downscale.sample("radar-16x")
+    with pytest.raises(ValueError, match=r"unknown model '/tmp/w.safetensors'.*no file exists"):
         da.downscale.sample(Path("/tmp/w.safetensors"))
+    with pytest.raises(TypeError, match="model must be None \\(the default\\), a registered name"):
+        da.downscale.sample(42)
     with pytest.raises(TypeError, match="model is a bare UNet"):
         da.downscale.sample(UNet(channels=(8,)))
     with pytest.raises(TypeError, match=r"denoiser must be a torch.nn.Module"):

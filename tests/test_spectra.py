@@ -226,3 +226,18 @@ def test_choose_scale_errors():
         xd.choose_scale(tgt, xd.psd(tgt, dim=[]))
     with pytest.raises(ValueError, match="fewer than 2 wavenumbers"):
         xd.choose_scale(tgt * 0, tgt * 0)
+
+
+def test_choose_scale_normalize_compares_shapes():
+    tgt = power_law_field((8, 128, 128), slope=-2.0, seed=0)
+    # the same field 4x less variable and smoothed above k = 0.1: "below everywhere" as is
+    src = xd.lowpass(0.5 * power_law_field((8, 128, 128), slope=-2.0, seed=0), 0.1, order=8)
+    with pytest.warns(UserWarning, match="less than half the target's power"):
+        raw = xd.choose_scale(src, tgt, tolerance=0.5)
+    assert not raw.crossed and raw.k_star == pytest.approx(1 / 128)
+    # after matching the large scales, the half-power point is the filter's cutoff
+    c = xd.choose_scale(src, tgt, normalize=0.03, tolerance=0.5)
+    assert c.crossed and c.k_star == pytest.approx(0.1, abs=1 / 128)
+    assert c.psd_source.attrs["normalized_by"] == pytest.approx(4.0, rel=0.01)
+    with pytest.raises(ValueError, match=r"normalize must be a wavenumber in \(0, 0.5\]"):
+        xd.choose_scale(src, tgt, normalize=0.0)

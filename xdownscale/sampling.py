@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,27 +50,10 @@ _STATS = ("mean", "std", "min", "max", "exceedance", "quantile")
 def _resolve_model(model: Any) -> DownscalingModel:
     """Turn the ``model`` argument into a :class:`~xdownscale.nn.DownscalingModel`.
 
-    Only in-memory models are understood for now; names, paths and the default (``None``)
-    are resolved by the model zoo (issue 6), which replaces this function.
+    None: the embedded default model (no network); a registered name or a weight-file path:
+    loaded by :func:`xdownscale.models.load` (hash-checked, never unpickled); an in-memory
+    model is passed through.
     """
-    from .nn.model import DownscalingModel
-
-    if isinstance(model, DownscalingModel):
-        return model
-    how = (
-        "pass an in-memory model: xdownscale.nn.DownscalingModel(denoiser, card), e.g. "
-        "DownscalingModel(xdownscale.nn.ConsistencyModel(net), {'name': 'mine', 'units': 'mm/h'})"
-    )
-    if model is None:
-        raise ValueError(
-            "model=None asks for the default model, but no default model is installed yet "
-            f"(pretrained models arrive with the model zoo); {how}"
-        )
-    if isinstance(model, (str, os.PathLike)):
-        raise ValueError(
-            f"unknown model {str(model)!r}: no models are registered yet and loading weights "
-            f"from a path is not available yet (both arrive with the model zoo); {how}"
-        )
     import torch
 
     if isinstance(model, torch.nn.Module):
@@ -77,7 +61,18 @@ def _resolve_model(model: Any) -> DownscalingModel:
             f"model is a bare {type(model).__name__}; sampling also needs its card (units, "
             "transform, factors): wrap it as xdownscale.nn.DownscalingModel(denoiser, card)"
         )
-    raise TypeError(f"model must be a DownscalingModel (or, later, a name or path), got {type(model).__name__}")
+    from .models import load
+
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load(model)
+    from .nn.model import DownscalingModel
+
+    if isinstance(model, DownscalingModel):
+        return model
+    raise TypeError(
+        "model must be None (the default), a registered name (xdownscale.models.list_models()), "
+        f"a weight-file path or a DownscalingModel, got {type(model).__name__}"
+    )
 
 
 # ----------------------------------------------------------------------------- the device task
@@ -326,11 +321,31 @@ def _check_units(da: xr.DataArray, model: DownscalingModel) -> str | None:
     raise ValueError(msg)
 
 
+def _spacing_in_model_units(info, card) -> float | None:
+    """The input grid spacing in the model's pixel units; None when they cannot be compared.
+
+    Unitless coordinates are taken to be in the model's units; angles (degrees) and lengths
+    (m, km) cannot be compared, and then the factor comes from the model's card or the user.
+    """
+    if not (card.pixel_size and info.spacing):
+        return None
+    if not (info.units and card.pixel_units) or info.units == card.pixel_units:
+        return info.spacing
+    from .units import unit_factors
+
+    try:
+        scale, _ = unit_factors(str(info.units), str(card.pixel_units), "the grid coordinates")
+    except ValueError:
+        return None
+    return info.spacing * scale
+
+
 def _resolve_factor(info, model: DownscalingModel, factor) -> int:
     card = model.card
+    spacing = _spacing_in_model_units(info, card)
     if factor is None:
-        if card.pixel_size and info.spacing:
-            ratio = info.spacing / card.pixel_size
+        if spacing is not None:
+            ratio = spacing / card.pixel_size
             factor = round(ratio)
             if factor < 1 or abs(ratio - factor) > 0.01 * ratio:
                 raise ValueError(
@@ -354,18 +369,18 @@ def _resolve_factor(info, model: DownscalingModel, factor) -> int:
             f"factor={fy} does not match model {model.name!r}, which supports factors "
             f"{card.factors}; pass one of those (or factor=1 for input already on the model grid)"
         )
-    if card.pixel_size and info.spacing:
-        fine = info.spacing / fy
+    if spacing is not None:
+        fine = spacing / fy
         if abs(fine - card.pixel_size) > 0.01 * card.pixel_size:
             raise ValueError(
                 f"with factor={fy} the input grid spacing {info.spacing:g} {info.units or ''} gives "
                 f"{fine:g}, but model {model.name!r} works at {card.pixel_size:g} "
-                f"{card.pixel_units or ''}; pass factor={max(1, round(info.spacing / card.pixel_size))}"
+                f"{card.pixel_units or ''}; pass factor={max(1, round(spacing / card.pixel_size))}"
             )
     return fy
 
 
-def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x) -> float:
+def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor: int = 1) -> float:
     card = model.card
     if isinstance(scale, str):
         if scale != "auto":
@@ -385,7 +400,13 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x) -> flo
             coords={"wavenumber": np.asarray(card.target_psd_wavenumber, dtype=float)},
         )
         z = card.forward_transform(fine)
-        s = choose_scale(z, target, nan_policy="fill", spatial_dims=(y, x)).sigma_star
+        # compare shapes, not amplitudes: the input may be less (or more) variable than the
+        # training data as a whole, which is no reason to regenerate its large scales
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a smoothed input never crosses
+            s = choose_scale(
+                z, target, nan_policy="fill", normalize=0.25 / factor, spatial_dims=(y, x)
+            ).sigma_star
         return float(np.clip(s, model.sigma_min * 1.0001, model.sigma_max))
     if isinstance(scale, ScaleChoice):
         s = scale.sigma_star
@@ -468,7 +489,7 @@ def _prepare(
         fine = lowpass(fine, 0.5 / f, spatial_dims=(y, x))
     else:
         fine = src
-    s_star = _sigma_star(scale, fine, model, y, x)
+    s_star = _sigma_star(scale, fine, model, y, x, f)
     sig_min = model.sigma_min
     from .nn import samplers
 

@@ -141,7 +141,7 @@ def psd(
             "pass nan_policy='fill' (fills with each field's mean, rescales by the valid "
             "fraction) or fill them yourself (da.fillna(...))"
         )
-    op, k, count = np_spectra.ring_operator(ny, nx, truncate, rings, edges)
+    _, k, count = np_spectra.ring_operator(ny, nx, truncate, rings, edges)
     fill = nan_policy == "fill"
     dtype = da.dtype if np.issubdtype(da.dtype, np.floating) else np.float64
 
@@ -336,6 +336,7 @@ def choose_scale(
     transform: Transform = None,
     smooth: int = 3,
     tolerance: float = 0.0,
+    normalize: float | None = None,
     nan_policy: Literal["raise", "fill"] = "raise",
     window: Literal["hann"] | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
@@ -367,6 +368,12 @@ def choose_scale(
         The source counts as below the target where ``P_src < (1 - tolerance) P_target``, so
         that small deficits at large scales do not count. In [0, 1); the default 0 gives the
         exact crossing.
+    normalize : float, optional
+        Compare spectral *shapes*: before the comparison, the source spectrum is rescaled so
+        that its mean over the rings ``0 < k <= normalize`` equals the target's. Use it when
+        source and target differ in overall variance for reasons the sampler should keep (a
+        different day, region or season than the model's training data), e.g.
+        ``normalize=0.25 / factor``. The rescaled source spectrum is returned.
     nan_policy, window, spatial_dims
         Passed to :func:`psd`.
 
@@ -447,6 +454,19 @@ def choose_scale(
         vals[inside] = np.exp(np.interp(np.log(k[inside]), np.log(kt[m]), np.log(pt[m])))
         p_tgt = xr.DataArray(vals, dims="wavenumber", coords=p_src.wavenumber.coords, attrs=p_tgt.attrs)
     ps, pt = p_src.values.astype(np.float64), p_tgt.values.astype(np.float64)
+    if normalize is not None:
+        if not (0 < normalize <= 0.5):
+            raise ValueError(
+                f"normalize must be a wavenumber in (0, 0.5] cycles per grid cell, got {normalize!r}"
+            )
+        valid = (k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0)
+        big = valid & (k <= normalize)
+        if not big.any() and valid.any():  # no valid ring that large: use the largest valid one
+            big = valid & (k == k[valid].min())
+        gain = float(np.mean(pt[big]) / np.mean(ps[big]))
+        ps = ps * gain
+        p_src = p_src * gain
+        p_src.attrs["normalized_by"] = gain
     use = np.flatnonzero((k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0))
     if use.size < 2:
         raise ValueError(
@@ -476,7 +496,8 @@ def choose_scale(
         k_star, p_star = found
         note = (
             f"source drops below target for good at k* = {k_star:.4g} cycles per grid cell "
-            f"(log-ratio smoothed over {smooth} bins, tolerance {tolerance:g})"
+            f"(log-ratio smoothed over {smooth} bins, tolerance {tolerance:g}"
+            + (f", source scaled by {gain:.3g} to match k <= {normalize:g})" if normalize else ")")
         )
     elif found == 0:
         half = crossing(np.log(0.5))

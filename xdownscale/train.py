@@ -1,0 +1,391 @@
+"""Train a downscaling prior on your own high-resolution fields: :func:`train` and its CLI.
+
+The model is unconditional — trained on the *target* data only (Hess et al. 2024's foundation
+model) — and is used for downscaling by :func:`xdownscale.sample` (SDEdit from sigma*). Torch is
+imported inside the functions, so importing this module is cheap. The torch loop lives in
+:mod:`xdownscale.models.trainer`; the file format in :mod:`xdownscale.models.io`.
+
+Command line::
+
+    python -m xdownscale.train data.nc --var precip --kind edm --transform log \
+        --output my-model.pt --checkpoint my-model.ckpt --steps 20000 --time-limit 3600
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from .grid import check_floating, grid_info
+
+if TYPE_CHECKING:
+    from .nn.model import DownscalingModel
+
+__all__ = ["main", "train"]
+
+_KINDS = ("edm", "consistency")
+_DEFAULT_NOISE = {"edm": (-1.2, 1.2), "consistency": (-1.1, 2.0)}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _fields(
+    da: xr.DataArray | Sequence[xr.DataArray], spatial_dims
+) -> tuple[list[np.ndarray], list[xr.DataArray], Any]:
+    arrays = [da] if isinstance(da, xr.DataArray) else list(da)
+    if not arrays or not all(isinstance(a, xr.DataArray) for a in arrays):
+        raise TypeError(
+            "da must be an xarray.DataArray or a non-empty sequence of DataArrays (fields on "
+            f"different grids), got {type(da).__name__}"
+        )
+    out, info0 = [], None
+    for k, a in enumerate(arrays):
+        check_floating(a, f"da[{k}]" if len(arrays) > 1 else "da")
+        info = grid_info(a, spatial_dims)
+        info0 = info0 or info
+        lead = [d for d in a.dims if d not in (info.y, info.x)]
+        vals = a.transpose(*lead, info.y, info.x).values.astype(np.float32, copy=False)
+        out.append(vals.reshape(-1, *vals.shape[-2:]))
+        if a.attrs.get("units") != arrays[0].attrs.get("units"):
+            raise ValueError(
+                f"the training arrays have different units ({arrays[0].attrs.get('units')!r} and "
+                f"{a.attrs.get('units')!r}); convert them to one unit first"
+            )
+    if any(np.isinf(f).any() for f in out):
+        raise ValueError("the training data contain infinities; replace them with NaN (masked) or finite values")
+    return out, arrays, info0
+
+
+def _target_psd(fields, size: int, min_valid: float, seed: int, n: int = 256):
+    """Mean spectrum of up to ``n`` valid ``size x size`` windows (model space, NaN filled)."""
+    from .spectra import psd
+
+    rng = np.random.default_rng(seed)
+    wins = []
+    for _ in range(50 * n):
+        if len(wins) >= n:
+            break
+        f = fields[rng.integers(len(fields))]
+        s = min(size, f.shape[1], f.shape[2])
+        if s != size:
+            continue
+        t, i, j = rng.integers(f.shape[0]), rng.integers(f.shape[1] - s + 1), rng.integers(f.shape[2] - s + 1)
+        w = f[t, i : i + s, j : j + s]
+        if np.isfinite(w).mean() >= min_valid:
+            wins.append(w)
+    if not wins:
+        raise ValueError(
+            f"found no {size}x{size} window with at least {min_valid:.0%} valid cells to compute the "
+            "target spectrum; lower min_valid= or psd_size="
+        )
+    p = psd(xr.DataArray(np.stack(wins), dims=("sample", "y", "x")), nan_policy="fill",
+            spatial_dims=("y", "x"))
+    return p["wavenumber"].values.tolist(), p.values.tolist(), len(wins)
+
+
+def train(
+    da: xr.DataArray | Sequence[xr.DataArray],
+    *,
+    kind: Literal["edm", "consistency"] = "edm",
+    output: str | os.PathLike | None = None,
+    name: str = "my-model",
+    steps: int = 2000,
+    batch_size: int = 32,
+    crop: int = 64,
+    lr: float = 2e-4,
+    channels: Sequence[int] = (32, 64, 64),
+    num_res_blocks: int = 1,
+    attention: bool = False,
+    dropout: float = 0.0,
+    transform: Literal["identity", "log"] = "identity",
+    scale_range: tuple[float, float] | Literal["auto"] | None = "auto",
+    sigma_data: float | None = None,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    p_mean: float | None = None,
+    p_std: float | None = None,
+    ema: float = 0.999,
+    factors: Sequence[int] = (),
+    min_valid: float = 0.9,
+    psd_size: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 300.0,
+    resume: bool = True,
+    time_limit: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    precision: Literal["auto", "float32", "bfloat16"] = "auto",
+    progress: bool = True,
+    card: dict[str, Any] | None = None,
+    spatial_dims: Sequence[Hashable] | None = None,
+) -> DownscalingModel:
+    """Train an EDM denoiser or a consistency model on high-resolution fields.
+
+    Parameters
+    ----------
+    da : xarray.DataArray or sequence of DataArray
+        High-resolution training fields (any non-spatial dims are samples); several arrays on
+        different grids may be given. NaN marks missing cells (e.g. outside radar coverage):
+        they are masked out of the loss. The data are loaded into memory.
+    kind : {"edm", "consistency"}
+        ``"edm"``: EDM denoiser (sample with ``method="heun"``); ``"consistency"``: improved
+        consistency training (one-step sampling).
+    output : path, optional
+        Write the weights and the model card there (:func:`xdownscale.models.save`); load it
+        back with :func:`xdownscale.models.load`.
+    name : str
+        Model name (card and history lines).
+    steps, batch_size, crop, lr : int, int, int, float
+        Optimiser steps, crops per step, crop size (cells), Adam learning rate (linear warm-up
+        over 100 steps).
+    channels, num_res_blocks, attention, dropout
+        :class:`xdownscale.nn.UNet` options.
+    transform : {"identity", "log"}
+        ``"log"``: ``log(x + 1e-4) - log(1e-4)`` (precipitation, Hess et al. 2024).
+    scale_range : "auto", (float, float) or None
+        Min and max of the transformed data mapped to [-1, 1]; ``"auto"`` takes them from the
+        data, None skips the scaling.
+    sigma_data : float, optional
+        Standard deviation of the model-space data; default: measured on the data.
+    sigma_min, sigma_max : float
+        Noise range. For downscaling by SDEdit the model only needs noise levels up to a few
+        times the sigma* that ``scale="auto"`` picks; a smaller ``sigma_max`` concentrates the
+        training there.
+    p_mean, p_std : float, optional
+        Log-normal training noise; default (-1.2, 1.2) for EDM and (-1.1, 2.0) for
+        consistency training (METHODS.md section 5).
+    ema : float
+        EMA decay of the weights returned (with the usual ``(1 + k)/(10 + k)`` warm-up).
+    factors : sequence of int
+        Downscaling factors the card declares.
+    min_valid : float
+        Fraction of valid (non-NaN) cells a crop needs.
+    psd_size : int, optional
+        Window size for the stored target spectrum (default ``max(crop, 128)`` when the fields
+        are large enough, else ``crop``).
+    checkpoint : path, optional
+        Checkpoint file, written every ``checkpoint_every`` seconds and at the end; with
+        ``resume=True`` an existing checkpoint written with the same options is continued.
+    time_limit : float, optional
+        Stop after this many seconds (checkpointing), to spread a long run over sittings.
+    seed : int
+        Seeds crops, flips, noise and initial weights.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+    precision : {"auto", "float32", "bfloat16"}
+        "auto": bf16 autocast on a GPU that supports it, else float32.
+    progress : bool
+        A tqdm bar on a terminal, else a line every 50 steps.
+    card : dict, optional
+        Extra card fields: ``version``, ``description``, ``licence``, ``training`` notes
+        (merged), ``metrics``, ``variable``, ``standard_name``, ...
+    spatial_dims : (hashable, hashable), optional
+        Override the discovered ``(y, x)`` dims.
+
+    Returns
+    -------
+    DownscalingModel
+        The EMA model with a complete :class:`xdownscale.models.ModelCard` (sha256 set when
+        ``output`` was written).
+
+    Raises
+    ------
+    ValueError
+        Bad options, fields smaller than ``crop``, no crop with enough valid cells, a
+        checkpoint written with other options.
+    TypeError
+        If ``da`` is not a DataArray (or a sequence of them).
+
+    Notes
+    -----
+    Losses (METHODS.md section 5): EDM ``lambda(sigma) ||D(x + sigma n, sigma) - x||^2`` with
+    ``ln sigma ~ N(P_mean, P_std^2)``; improved consistency training (Song & Dhariwal 2023):
+    pseudo-Huber distance, ``1/(sigma_{i+1} - sigma_i)`` weighting, discretised log-normal
+    noise indices and the doubling curriculum (s0 = 10, s1 = 1280). Both average over valid
+    cells only. The card stores the spectrum of the transformed training data so that
+    ``sample(..., scale="auto")`` needs no other data.
+
+    Examples
+    --------
+    >>> from xdownscale.datasets import power_law_field
+    >>> da = power_law_field((8, 32, 32), slope=-3.0, seed=0)
+    >>> m = train(da, steps=3, batch_size=2, crop=16, channels=(8,), progress=False, device="cpu")
+    >>> m.card.parameterisation, len(m.card.target_psd) > 0
+    ('edm', True)
+    """
+    from .models.card import ModelCard
+    from .models.trainer import TrainConfig, fit
+    from .nn.model import DownscalingModel
+
+    if kind not in _KINDS:
+        raise ValueError(f"kind={kind!r} is not supported; use 'edm' or 'consistency'")
+    if transform not in ("identity", "log"):
+        raise ValueError(f"transform={transform!r} is not supported; use 'identity' or 'log'")
+    for nm, v, lo in (("steps", steps, 1), ("batch_size", batch_size, 1), ("crop", crop, 4)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"{nm} must be an integer >= {lo}, got {v!r}")
+    if not 0 < min_valid <= 1:
+        raise ValueError(f"min_valid must be in (0, 1], got {min_valid!r}")
+    raw, arrays, info = _fields(da, spatial_dims)
+    # transform, then min/max scaling (Hess et al.); NaN stays NaN
+    model_space = [ModelCard(transform=transform).forward_transform(f) for f in raw]
+    if isinstance(scale_range, str):
+        if scale_range != "auto":
+            raise ValueError(f"scale_range={scale_range!r} is not understood; use 'auto', (min, max) or None")
+        lo = float(min(np.nanmin(m) for m in model_space))
+        hi = float(max(np.nanmax(m) for m in model_space))
+        if not hi > lo:
+            raise ValueError(f"the training data are constant ({lo:g}) after the transform; nothing to learn")
+        scale_range = (lo, hi)
+    smin, smax = (None, None) if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
+    card0 = ModelCard(transform="identity", scale_min=smin, scale_max=smax)  # scaling only
+    fields = [card0.forward_transform(m) if smin is not None else m for m in model_space]
+    if sigma_data is None:
+        vals = [f[np.isfinite(f)] for f in fields]
+        stride = max(1, sum(v.size for v in vals) // 4_000_000)  # an even subsample of all fields
+        sample_vals = np.concatenate([v[::stride] for v in vals])
+        sigma_data = float(np.std(sample_vals))
+    pm, ps = _DEFAULT_NOISE[kind]
+    cfg = TrainConfig(
+        kind=kind, steps=int(steps), batch_size=int(batch_size), crop=int(crop), lr=float(lr),
+        channels=tuple(int(c) for c in channels), num_res_blocks=num_res_blocks,
+        attention=bool(attention), dropout=float(dropout), periodic_x=bool(info.periodic_x),
+        sigma_data=float(sigma_data), sigma_min=float(sigma_min), sigma_max=float(sigma_max),
+        p_mean=pm if p_mean is None else float(p_mean), p_std=ps if p_std is None else float(p_std),
+        ema=float(ema), min_valid=float(min_valid), seed=int(seed),
+        checkpoint_every=float(checkpoint_every), time_limit=time_limit, progress=progress,
+        device=device, precision=precision,
+    )
+    state = fit(fields, cfg, checkpoint=checkpoint, resume=resume)
+    size = psd_size or (max(crop, 128) if all(min(f.shape[1:]) >= max(crop, 128) for f in fields) else crop)
+    k, p, n_win = _target_psd(fields, int(size), min_valid, seed)
+    extra = dict(card or {})
+    user_training = dict(extra.pop("training", {}) or {})
+    first = arrays[0]
+    spacing = info.spacing
+    n_params = sum(q.numel() for q in state.denoiser.parameters())
+    n_avg = max(1, min(len(state.losses) // 4, 100))  # loss averaged over the first/last steps
+    head, tail = state.losses[:n_avg], state.losses[-n_avg:]
+    training = {
+        "objective": "EDM denoising loss" if kind == "edm" else
+        "improved consistency training (pseudo-Huber, log-normal indices, curriculum)",
+        "steps": state.step, "steps_planned": cfg.steps, "finished": state.finished,
+        "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr, "ema": cfg.ema,
+        "noise": {"p_mean": cfg.p_mean, "p_std": cfg.p_std},
+        "seed": cfg.seed, "min_valid": cfg.min_valid, "augmentation": "random crops, x/y flips",
+        "initial_loss": float(np.mean(head)) if len(head) else None,
+        "final_loss": float(np.mean(tail)) if len(tail) else None,
+        "seconds": round(state.seconds, 1), "device": state.device,
+        "hardware": _cpu_name() if state.device == "cpu" else state.device,
+        "precision": state.info["precision"],
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        "arrays": [f"{a.name or 'field'} {dict(a.sizes)}" for a in arrays],
+        "target_psd_windows": f"{n_win} windows of {size}x{size}",
+        "parameters": n_params,
+    }
+    training.update(user_training)
+    d = {
+        "name": name,
+        "variable": extra.pop("variable", first.name),
+        "standard_name": extra.pop("standard_name", first.attrs.get("standard_name")),
+        "units": extra.pop("units", first.attrs.get("units")),
+        "transform": transform, "scale_min": smin, "scale_max": smax,
+        "sigma_data": cfg.sigma_data, "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max,
+        "parameterisation": kind, "factors": tuple(int(f) for f in factors),
+        "pixel_size": extra.pop("pixel_size", spacing),
+        "pixel_units": extra.pop("pixel_units", info.units if spacing else None),
+        "periodic_x": bool(info.periodic_x),
+        "target_psd_wavenumber": k, "target_psd": p,
+        "extra": {
+            "version": str(extra.pop("version", "0")),
+            "description": extra.pop("description", f"{kind} model trained with xdownscale.train"),
+            "licence": extra.pop("licence", "not stated"),
+            "network": {"class": "UNet", "config": state.denoiser.net.config},
+            "training": training,
+            "metrics": extra.pop("metrics", {}),
+            # the scaled training data lie in [-1, 1]: so does the ideal denoiser's output
+            **({"output_range": [-1.0, 1.0]} if smin is not None else {}),
+            **extra,
+        },
+    }
+    from .models.io import _bounded, save
+
+    model_card = ModelCard.from_dict(d)
+    model = DownscalingModel(_bounded(state.denoiser, model_card), model_card)
+    if output is not None:
+        model_card.sha256 = save(model, output, overwrite=True)
+        model = DownscalingModel(model.denoiser, model_card)  # token from the file's hash
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xdownscale.train``: train on netCDF file(s) and write a weight file."""
+    parser = argparse.ArgumentParser(prog="python -m xdownscale.train", description=(
+        "Train an EDM denoiser or a consistency model on high-resolution fields and write "
+        "weights plus a model card loadable with xdownscale.models.load(path)."))
+    parser.add_argument("files", nargs="+", help="netCDF file(s) of high-resolution fields")
+    parser.add_argument("--var", required=True, help="variable name in the file(s)")
+    parser.add_argument("--output", required=True, help="weight file to write (.pt)")
+    parser.add_argument("--kind", choices=_KINDS, default="edm")
+    parser.add_argument("--name", default="my-model")
+    parser.add_argument("--transform", choices=("identity", "log"), default="identity")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--channels", default="32,64,64", help="comma-separated UNet channels")
+    parser.add_argument("--sigma-max", type=float, default=80.0)
+    parser.add_argument("--factors", default="", help="comma-separated supported factors")
+    parser.add_argument("--min-valid", type=float, default=0.9)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds for this sitting")
+    parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--isel", default=None,
+                        help="select along a dim before training, e.g. 'time=0:100'")
+    args = parser.parse_args(argv)
+    arrays = []
+    for f in args.files:
+        with xr.open_dataset(f) as ds:
+            if args.var not in ds:
+                parser.error(f"{f} has no variable {args.var!r}; it has {sorted(ds.data_vars)}")
+            a = ds[args.var]
+            if args.isel:
+                dim, _, rng = args.isel.partition("=")
+                lo, _, hi = rng.partition(":")
+                a = a.isel({dim: slice(int(lo) if lo else None, int(hi) if hi else None)})
+            arrays.append(a.load())
+    model = train(
+        arrays, kind=args.kind, output=args.output, name=args.name, steps=args.steps,
+        batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+        channels=[int(c) for c in args.channels.split(",")], transform=args.transform,
+        sigma_max=args.sigma_max,
+        factors=[int(f) for f in args.factors.split(",") if f],
+        min_valid=args.min_valid, checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every, time_limit=args.time_limit,
+        resume=not args.no_resume, seed=args.seed, device=args.device,
+    )
+    print(f"wrote {args.output} (sha256 {model.card.sha256}); load it with "
+          f"xdownscale.models.load({args.output!r})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
