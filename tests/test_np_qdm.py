@@ -194,6 +194,57 @@ def test_doy_window_ranks_centres_within_window():
     np.testing.assert_allclose(out, hist + 1.0, rtol=1e-12)
 
 
+def test_dry_hist_nodes_with_tie_free_sim():
+    """NaN lowest factors (dry hist) with a sim free of ties and NaN: the lowest defined node is
+    used below it (this case used to raise a broadcasting error)."""
+    sim = np.random.default_rng(0).gamma(2.0, 1.0, (3, 40))  # float64: no ties
+    af = np.array([[[np.nan, np.nan, 2.0, 3.0, 4.0]]] * 3)
+    out = np_qdm.adjust(sim, af, sim_labels=np.zeros(40, int), groups=G0, kind="multiplicative")
+    tau = np_qdm.rank_pct(sim)
+    k = np.maximum(np.clip(np.ceil(5 * tau) - 1, 0, 4), 2).astype(int)
+    np.testing.assert_array_equal(out, sim * af[:, 0, :][np.arange(3)[:, None], k])
+
+
+def test_sort_rows_float32_keys_match_numpy_sort(rng):
+    x = rng.normal(size=(7, 301)).astype(np.float32)
+    x[0, ::7] = np.nan
+    x[1, ::5] = -np.float32(np.nan)  # NaN with the sign bit set sorts last too
+    x[2] = np.round(x[2])  # ties
+    x[3, ::2] = -0.0
+    x[3, 1::4] = 0.0
+    x[4, :3] = [np.inf, -np.inf, np.float32(1e-45)]
+    x[5] = np.nan
+    for a in (x, x.astype(np.float64)):
+        s, pos = np_qdm._sort_rows(a)
+        want = np.sort(a, axis=-1)
+        np.testing.assert_array_equal(s, want)  # equal (NaN == NaN, -0 == 0) position by position
+        np.testing.assert_array_equal(a.ravel()[pos], s)
+        rows = pos // a.shape[1]
+        assert (rows == np.arange(a.shape[0])[:, None]).all()  # positions stay in their row
+        assert all(len(np.unique(p)) == a.shape[1] for p in pos)  # a permutation of each row
+
+
+def test_sparse_tau_equals_dense_tau(rng):
+    x = rng.integers(0, 40, size=(9, 60)).astype(float)  # many ties
+    x[1, :3] = -1.0  # tied minimum
+    x[2, -3:] = 99.0  # tied maximum
+    x[3, ::4] = np.nan
+    x[4] = 5.0
+    x[5] = np.nan
+    x[6] = np.arange(60.0)  # no ties
+    s = np.sort(x, axis=-1)
+    dense = np.broadcast_to(np_qdm._dense_tau(s), s.shape)
+    tau = np_qdm._sorted_tau(s)
+    got = np.broadcast_to(tau.shared, s.shape).copy()
+    got[tau.tie_rows, tau.tie_cols] = tau.tie_tau
+    got[tau.rows] = tau.dense
+    np.testing.assert_array_equal(got, dense)
+    # only rows with NaN or a tied smallest/largest value need dense rows
+    need = [np.isnan(r).any() or r[0] == r[1] or r[-1] == r[-2] for r in s]
+    assert tau.rows.tolist() == np.flatnonzero(need).tolist()
+    assert {1, 2, 3, 4, 5} <= set(tau.rows.tolist()) and 6 not in tau.rows
+
+
 # ----------------------------------------------------------------------------- hypothesis
 
 sizes = st.integers(min_value=5, max_value=120)
