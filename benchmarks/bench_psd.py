@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from _machine import describe
 
 import xdownscale as xd
-from _machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 

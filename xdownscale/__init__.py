@@ -8,17 +8,23 @@ from . import datasets, metrics
 from ._version import __version__
 from .accessor import DownscaleAccessor
 from .grid import GridInfo, coarsen, find_spatial_dims, find_time_dim, grid_info, lowpass, upsample
+from .qdm import QuantileDeltaMapping, qdm
+from .sampling import ensemble, sample  # torch imported lazily inside
 from .spectra import ScaleChoice, choose_scale, psd
+from .transport import ConvergenceWarning, OptimalTransportDebiaser, debias  # POT/torch: lazy
 
 __all__ = [
+    "ConvergenceWarning",
     "DownscaleAccessor",
     "GridInfo",
+    "OptimalTransportDebiaser",
     "QuantileDeltaMapping",
     "ScaleChoice",
     "__version__",
     "choose_scale",
     "coarsen",
     "datasets",
+    "debias",
     "ensemble",
     "find_spatial_dims",
     "find_time_dim",
@@ -30,11 +36,3 @@ __all__ = [
     "sample",
     "upsample",
 ]
-
-# --- qdm (issue 3) ---
-from .qdm import QuantileDeltaMapping, qdm
-
-# --- debias (issue 4) ---
-
-# --- sample / ensemble (issue 5) ---
-from .sampling import ensemble, sample  # torch imported lazily inside

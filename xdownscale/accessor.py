@@ -175,6 +175,41 @@ class DownscaleAccessor:
 
 
     # --- debias (issue 4) -----------------------------------------------------------------
+    def debias(
+        self,
+        ref: xr.DataArray,
+        hist: xr.DataArray | None = None,
+        *,
+        reg: float = 0.002,
+        max_iter: int = 5000,
+        tol: float = 1e-4,
+        n_samples: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        standardize: Literal["global", "cell"] = "global",
+        max_memory: int | None = None,
+        dim: Hashable | None = None,
+        spatial_dims: Sequence[Hashable] | None = None,
+    ) -> xr.DataArray:
+        """Entropic optimal-transport debiasing of whole fields; see :func:`xdownscale.debias`."""
+        from . import transport
+
+        return transport.debias(
+            self._obj,
+            ref,
+            hist,
+            reg=reg,
+            max_iter=max_iter,
+            tol=tol,
+            n_samples=n_samples,
+            seed=seed,
+            device=device,
+            standardize=standardize,
+            max_memory=max_memory,
+            dim=dim,
+            spatial_dims=spatial_dims,
+        )
+
 
     # --- sample / ensemble (issue 5) ------------------------------------------------------
     def sample(
