@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model, peak_rss_kb
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -110,10 +112,10 @@ def child(args) -> None:
         times.append(time.perf_counter() - t0)
     times = [t for t in times if t is not None]
     peak_mb = _vm_hwm_mb()  # before the untimed bookkeeping below
-    if out is not None:
+    if out is not None and args.save:
         np.save(args.save, np.asarray(out, dtype=np.float32))
         del out
-    if args.lib == "xdownscale":  # untimed: where sim's tau lies exactly between two nodes
+    if args.lib == "xdownscale" and args.save:  # untimed: where sim's tau is between two nodes
         from xdownscale import np_qdm
 
         sv = sim.values
@@ -133,13 +135,8 @@ def child(args) -> None:
 
 
 def _vm_hwm_mb() -> float:
-    """Peak resident memory of this process image (VmHWM, reset by exec, unlike ru_maxrss)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1]) / 1024.0
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process image in MB (see _machine.peak_rss_kb)."""
+    return peak_rss_kb() / 1024.0
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -189,14 +186,7 @@ def machine_info() -> str:
     import numpy
     import xarray
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     vers = {"python": platform.python_version(), "numpy": numpy.__version__,
             "xarray": xarray.__version__, "dask": dask.__version__}
     for name in ("xsdba", "python-cmethods"):

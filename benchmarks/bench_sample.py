@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+from _machine import cpu_model, peak_rss_kb, proc_status_kb
 
 import xdownscale
 from xdownscale.nn import ConsistencyModel, DownscalingModel, EDMDenoiser, UNet
@@ -129,22 +130,8 @@ def bench_steps(n_cm, n_sde, size, batch, repeats):
 
 def _current_rss_kb() -> int:
     """Resident set size now (VmRSS), in kB; the peak so far would include import transients."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak_rss_kb() -> int:
-    """Peak resident set of this process image (VmHWM), in kB.
-
-    Not ``ru_maxrss``: on Linux that keeps the parent's high-water mark across fork and exec,
-    so a child started by a big parent would report the parent's peak.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    now = proc_status_kb("VmRSS")
+    return now if now is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def memory_child(n: int, ny: int, nx: int, batch: int) -> None:
@@ -157,7 +144,7 @@ def memory_child(n: int, ny: int, nx: int, batch: int) -> None:
         n, model, factor=4, reduce=["mean", "std"], scale=SIGMA, batch_size=batch, device="cpu"
     ).compute()
     dt = time.perf_counter() - t
-    peak = _peak_rss_kb()
+    peak = peak_rss_kb()
     print(json.dumps({"n": n, "base_kb": base, "peak_kb": peak, "seconds": dt,
                       "mean": float(ds["mean"].mean()), "std": float(ds["std"].mean())}))
 
@@ -196,14 +183,7 @@ def bench_gpu(n_fields=512, batch=64):
 
 
 def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import dask
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

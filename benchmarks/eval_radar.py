@@ -38,6 +38,7 @@ import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import radar_data
+from _machine import cpu_model
 
 import xdownscale
 from xdownscale import metrics
@@ -265,12 +266,7 @@ def _write_docs(path: Path, results, met, timing, protocol, model, args) -> None
         lines += [f"   * - {label}"] + [f"     - {fmt.format(results[m][key])}" for m in ("bicubic", "rainfarm", "model")]
     lines += ["", "Targets:", ""]
     lines += [f"- {'met' if ok else '**missed**'}: {k}" for k, ok in met.items()]
-    cpu = "unknown CPU"
-    try:
-        cpu = next(li.split(":", 1)[1].strip() for li in Path("/proc/cpuinfo").read_text().splitlines()
-                   if li.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     lines += ["", f"Protocol: {protocol}. 99th percentile of the truth: {results['model']['p99_truth']:.2f} mm/h.",
               "", f"Wall time on {cpu} ({args.threads} torch thread, shared machine): bicubic "
               f"{timing['bicubic']:.2f} s, RainFARM {timing['rainfarm']:.1f} s, model {timing['model']:.0f} s. "
