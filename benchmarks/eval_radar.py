@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 frames, 4 members, 128 km window")
+    ap.add_argument("--conserve", default="auto", choices=["auto", "none", "multiplicative", "additive"],
+                    help="sample(conserve=...): keep the 8 km block means (auto: multiplicative)")
     ap.add_argument("--scale", default="auto", help="'auto' or a fixed sigma* for the model")
     ap.add_argument("--validate", default=None,
                     help="comma-separated sigma* values (and/or 'auto') to compare on the MeteoSwiss "
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
     )
     scale = "auto" if args.scale == "auto" else float(args.scale)
     ens = ensemble(coarse, args.members, model, method="heun", steps=args.steps, scale=scale,
-                   seed=0, device="cpu", batch_size=8)
+                   seed=0, device="cpu", batch_size=8, conserve=args.conserve)
     ens = ens.assign_coords(y=truth.y.values, x=truth.x.values)
     timing["model"] = time.perf_counter() - t0
     results["model"] = scores(ens, truth, coarse, ens=True)
@@ -181,7 +183,7 @@ def main(argv=None) -> int:
         print(f"{'MET ' if ok else 'MISS'} {k}: {targets[k][0]:.4g} vs {targets[k][1]:.4g}")
     protocol = (f"held-out MeteoSwiss 2017-01-31, {args.frames} frames, {args.size}x{args.size} km window, "
                 f"coarse = 8x8 block mean; {args.members} members; EDM Heun {args.steps} steps from "
-                f"sigma* = {m['sigma_star']:.3g} (scale={scale!r})")
+                f"sigma* = {m['sigma_star']:.3g} (scale={scale!r}), conserve={args.conserve!r}")
     _write_docs(Path(args.docs), results, met, timing, protocol, model, args)
     if not args.quick:
         _figure(ROOT / "docs" / "_static" / "radar-model_example.png", truth, coarse, bic, rf, ens)
@@ -209,7 +211,7 @@ def validate(model, args) -> int:
     for value in args.validate.split(","):
         scale = "auto" if value == "auto" else float(value)
         ens = ensemble(coarse, args.members, model, method="heun", steps=args.steps, scale=scale,
-                       seed=0, device="cpu", batch_size=8).assign_coords(y=truth.y.values, x=truth.x.values)
+                       seed=0, device="cpu", batch_size=8, conserve=args.conserve).assign_coords(y=truth.y.values, x=truth.x.values)
         sc = scores(ens, truth, coarse, ens=True)
         print(f"scale={value}", json.dumps({k: round(v, 4) for k, v in sc.items()}), flush=True)
     return 0

@@ -187,3 +187,39 @@ def test_bad_arguments():
         sample_consistency(d, x, [0.001, 0.0])
     with pytest.raises(ValueError, match="mean must have shape"):
         GaussianDenoiser(np.zeros((4, 4)), np.eye(16))
+
+
+def test_conserve_block_means_exact_and_safe():
+    from xdownscale.nn.samplers import block_mean, conserve
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 8, 8, generator=g) ** 3
+    y = torch.rand(3, 1, 2, 2, generator=g) * 2
+    y[0, 0, 0, 0] = 0.0
+    y[1, 0, 1, 1] = float("nan")
+    x[2, 0, :4, :4] = 0.0  # a dry block under a wet coarse cell: additive fallback
+    for mode, smooth in [(m, k) for m in ("additive", "multiplicative") for k in (0, 4)]:
+        out = conserve(x, y, 4, mode, smooth=smooth)
+        known = torch.isfinite(y)
+        torch.testing.assert_close(block_mean(out, 4)[known], y[known], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(out[1, 0, 4:, 4:], x[1, 0, 4:, 4:])  # NaN y: untouched
+    m = conserve(x, y, 4, "multiplicative", smooth=0)
+    assert float(m.min()) >= 0 and (m[0, 0, :4, :4] == 0).all()
+    assert torch.allclose(m[2, 0, :4, :4], y[2, 0, 0, 0].expand(4, 4))  # uniform fill
+    # where it scales, the block's shape is the input's up to the factor
+    r = m[1, 0, :4, :4] / x[1, 0, :4, :4]
+    assert torch.allclose(r, r[0, 0].expand(4, 4), rtol=1e-5)
+    ms = conserve(x, y, 4, "multiplicative")  # smooth (default): still exact, dry stays dry
+    assert float(ms.min()) >= 0 and (ms[0, 0, :4, :4] == 0).all()
+    # smoothing: the correction no longer jumps at block edges
+    big = torch.rand(2, 1, 64, 64, generator=g) + 0.5
+    yb = block_mean(torch.rand(2, 1, 64, 64, generator=g) + 0.5, 8) * 1.5
+    edge = lambda f: float((f[..., 8:56:8] - f[..., 7:55:8]).abs().mean())  # across block edges
+    for mode in ("additive", "multiplicative"):
+        rough = conserve(big, yb, 8, mode, smooth=0) / (big if mode == "multiplicative" else 1)
+        fine = conserve(big, yb, 8, mode) / (big if mode == "multiplicative" else 1)
+        if mode == "additive":
+            rough, fine = rough - big, fine - big
+        assert edge(fine) < 0.3 * edge(rough)
+    with pytest.raises(ValueError, match="mode='both' is not supported"):
+        conserve(x, y, 4, "both")

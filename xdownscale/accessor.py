@@ -226,6 +226,7 @@ class DownscaleAccessor:
         precision: Literal["float32", "bfloat16"] = "float32",
         gamma: float = 0.1,
         interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        conserve: Literal["auto", "none", "additive", "multiplicative"] = "auto",
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
         """Downscale with a generative model, one fine field per input; see :func:`xdownscale.sample`."""
@@ -244,6 +245,7 @@ class DownscaleAccessor:
             precision=precision,
             gamma=gamma,
             interpolation=interpolation,
+            conserve=conserve,
             spatial_dims=spatial_dims,
         )
 
@@ -266,6 +268,7 @@ class DownscaleAccessor:
         precision: Literal["float32", "bfloat16"] = "float32",
         gamma: float = 0.1,
         interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        conserve: Literal["auto", "none", "additive", "multiplicative"] = "auto",
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray | xr.Dataset:
         """``n`` downscaled members (dim ``realization``) or streaming statistics over them.
@@ -292,5 +295,6 @@ class DownscaleAccessor:
             precision=precision,
             gamma=gamma,
             interpolation=interpolation,
+            conserve=conserve,
             spatial_dims=spatial_dims,
         )

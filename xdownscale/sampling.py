@@ -39,6 +39,7 @@ __all__ = ["ensemble", "sample"]
 
 Method = Literal["consistency", "heun", "sde", "conditional"]
 Statistic = Literal["mean", "std", "min", "max", "exceedance", "quantile"]
+Conserve = Literal["auto", "none", "additive", "multiplicative"]
 _METHODS = {"consistency": ("consistency",), "edm": ("heun", "sde", "conditional")}
 _DEFAULT_STEPS = {"consistency": 1, "heun": 18, "sde": 500, "conditional": 128}
 _STATS = ("mean", "std", "min", "max", "exceedance", "quantile")
@@ -92,6 +93,7 @@ class _Plan:
     precision: str
     gamma: float
     factor: int
+    conserve: str = "none"
 
 
 def _sample_seed(seed: int, member: int, index: Sequence[int]) -> int:
@@ -133,6 +135,8 @@ def _run(plan: _Plan, model, net, x, y, gens) -> torch.Tensor:
                 net, z, plan.sigmas, y=yc, factor=plan.factor, gamma=plan.gamma, **kw
             )
     out = card.inverse_transform(out.float())
+    if plan.conserve != "none":
+        out = samplers.conserve(out, y.to(out.device), plan.factor, plan.conserve)
     return torch.where(valid, out, torch.nan)
 
 
@@ -444,9 +448,31 @@ class _Prepared:
     steps: int
 
 
+def _resolve_conserve(conserve, model: DownscalingModel, f: int) -> str:
+    allowed = ("auto", "none", "additive", "multiplicative")
+    if conserve is None:
+        conserve = "none"
+    if conserve not in allowed:
+        raise ValueError(
+            f"conserve={conserve!r} is not supported; use one of {allowed} ('auto': "
+            "'multiplicative' for a model with a log transform, else 'additive')"
+        )
+    if conserve == "auto":
+        if f == 1:
+            return "none"
+        return "multiplicative" if model.card.transform == "log" else "additive"
+    if conserve != "none" and f == 1:
+        raise ValueError(
+            f"conserve={conserve!r} keeps the block means of the coarse input, so it needs the "
+            "coarse field and factor > 1; pass the coarse field with factor=<int>, or "
+            "conserve='none'"
+        )
+    return conserve
+
+
 def _prepare(
     da, model, factor, scale, method, steps, seed, batch_size, device, precision, gamma,
-    interpolation, spatial_dims,
+    interpolation, spatial_dims, conserve="auto",
 ) -> _Prepared:
     if not isinstance(da, xr.DataArray):
         raise TypeError(f"da must be an xarray.DataArray, got {type(da).__name__}")
@@ -475,6 +501,7 @@ def _prepare(
             "method='conditional' enforces C'x = y' with y' the coarse input, so it needs the "
             "coarse field and factor > 1; pass the coarse field with factor=<int>"
         )
+    cons = _resolve_conserve(conserve, model, f)
     steps = _DEFAULT_STEPS[method] if steps is None else _check_int(steps, "steps", 1)
     seed = _check_int(seed, "seed", 0)
     batch_size = _check_int(batch_size, "batch_size", 1)
@@ -502,11 +529,10 @@ def _prepare(
     token = register_model(model)
     plan = _Plan(
         token, method, tuple(float(v) for v in sig), s_star, seed, batch_size, str(dev),
-        precision, float(gamma), f,
+        precision, float(gamma), f, cons,
     )
-    return _Prepared(
-        fine, src if method == "conditional" else None, plan, model, units, order, y, x, f, steps
-    )
+    coarse = src if method == "conditional" or cons != "none" else None
+    return _Prepared(fine, coarse, plan, model, units, order, y, x, f, steps)
 
 
 def _history(p: _Prepared, extra: str = "") -> str:
@@ -516,6 +542,7 @@ def _history(p: _Prepared, extra: str = "") -> str:
         f"{extra}downscaled by {p.factor}x with model {card.name!r}{sha}, method "
         f"{p.plan.method} ({p.steps} step{'s' if p.steps > 1 else ''}), sigma* = "
         f"{p.plan.sigma_star:.4g}, seed {p.plan.seed}"
+        + ("" if p.plan.conserve == "none" else f", {p.plan.conserve} conservation of block means")
     )
 
 
@@ -547,6 +574,7 @@ def sample(
     precision: Literal["float32", "bfloat16"] = "float32",
     gamma: float = 0.1,
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+    conserve: Conserve = "auto",
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> xr.DataArray:
     """Downscale a coarse field with a generative model: one realistic fine field per input.
@@ -587,6 +615,12 @@ def sample(
         Guidance strength of ``method="conditional"``.
     interpolation : {"nearest", "bilinear", "bicubic"}
         Upsampling method (before the low-pass with cutoff ``0.5/factor``).
+    conserve : {"auto", "none", "additive", "multiplicative"}
+        Make every output block of ``factor x factor`` cells average exactly to its coarse
+        input cell, in physical units (:func:`xdownscale.nn.samplers.conserve`):
+        ``"multiplicative"`` rescales each block (non-negative variables: precipitation keeps
+        its zeros and sign), ``"additive"`` shifts it. ``"auto"`` (default): multiplicative
+        for a model with a log transform, additive otherwise; nothing when ``factor=1``.
     spatial_dims : (hashable, hashable), optional
         Override the discovered ``(y, x)`` dims.
 
@@ -609,7 +643,8 @@ def sample(
     -----
     Pipeline (Hess et al. 2024, METHODS.md section 1): upsample, low-pass with cutoff
     ``0.5/factor``, apply the model's transform, ``x = x_src + sigma* z``, denoise from sigma*
-    to 0 (SDEdit, Meng et al. 2022), invert the transform, restore the NaN mask. With
+    to 0 (SDEdit, Meng et al. 2022), invert the transform, conserve the coarse block means
+    (``conserve``), restore the NaN mask. With
     ``method="conditional"`` the constraint is ``C'x = T(coarse)`` in the model's transformed
     space ``T`` (exact block means in physical units when the transform is affine; Wan et al.
     2023).
@@ -626,7 +661,7 @@ def sample(
     """
     p = _prepare(
         da, model, factor, scale, method, steps, seed, batch_size, device, precision, gamma,
-        interpolation, spatial_dims,
+        interpolation, spatial_dims, conserve,
     )
     fine = p.fine
     nlead = fine.ndim - 2
@@ -665,13 +700,14 @@ def ensemble(
     precision: Literal["float32", "bfloat16"] = "float32",
     gamma: float = 0.1,
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+    conserve: Conserve = "auto",
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> xr.DataArray | xr.Dataset:
     """An ensemble of ``n`` downscaled realisations, or statistics over it computed streaming.
 
     Parameters
     ----------
-    da, model, factor, scale, method, steps, seed, batch_size, device, precision, gamma, interpolation, spatial_dims
+    da, model, factor, scale, method, steps, seed, batch_size, device, precision, gamma, interpolation, conserve, spatial_dims
         As :func:`sample`; member ``m`` uses the noise of ``(seed, m, position)``, so member 0
         equals :func:`sample` with the same arguments.
     n : int
@@ -726,7 +762,7 @@ def ensemble(
     n = _check_int(n, "n", 1)
     p = _prepare(
         da, model, factor, scale, method, steps, seed, batch_size, device, precision, gamma,
-        interpolation, spatial_dims,
+        interpolation, spatial_dims, conserve,
     )
     fine = p.fine
     nlead = fine.ndim - 2
