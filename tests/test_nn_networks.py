@@ -74,6 +74,23 @@ def test_periodic_network_is_equivariant_to_rolls_along_x():
     torch.testing.assert_close(rolled_in, rolled_out, rtol=1e-5, atol=1e-5)
 
 
+def test_doubly_periodic_network_is_equivariant_to_rolls_along_both_axes():
+    net = _net(periodic_x=True, periodic_y=True, channels=(8, 16, 16))
+    assert net.config["periodic_y"] is True and UNet.from_config(net.config).periodic_y
+    x = torch.randn(2, 1, 16, 32)
+    with torch.no_grad():
+        rolled_in = net(torch.roll(x, (4, 8), dims=(-2, -1)), torch.zeros(2))
+        rolled_out = torch.roll(net(x, torch.zeros(2)), (4, 8), dims=(-2, -1))
+    torch.testing.assert_close(rolled_in, rolled_out, rtol=1e-5, atol=1e-5)
+    # without periodic_y a roll along y is not an equivariance (the edges reflect)
+    plain = _net(periodic_x=True, channels=(8, 16, 16))
+    assert "periodic_y" not in plain.config  # older configs load unchanged
+    with torch.no_grad():
+        a = plain(torch.roll(x, 4, dims=-2), torch.zeros(2))
+        b = torch.roll(plain(x, torch.zeros(2)), 4, dims=-2)
+    assert float((a - b).abs().max()) > 1e-3
+
+
 def test_reflection_padding_sees_no_zero_border():
     # a constant field stays constant through reflect-padded convolutions away from any
     # zero padding: every output pixel of the first conv is equal

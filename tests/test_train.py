@@ -87,6 +87,18 @@ def test_resume_gives_the_same_weights_as_one_run(rng, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"other options \(lr: 0.002 -> 0.001\)"):
         train(da, steps=7, checkpoint=ck, **{**TINY, "lr": 1e-3})
+    # a checkpoint from before an option existed resumes when the option keeps its default ...
+    import json
+
+    payload = torch.load(ck, weights_only=True)
+    old = json.loads(payload["config"])
+    del old["flips"], old["periodic_y"]
+    payload["config"] = json.dumps(old)
+    torch.save(payload, ck)
+    assert train(da, steps=7, checkpoint=ck, **TINY).card.training["steps"] == 7
+    # ... and not when it does not
+    with pytest.raises(ValueError, match=r"other options \(flips: True -> False\)"):
+        train(da, steps=8, checkpoint=ck, flips=False, **TINY)
 
 
 @pytest.mark.training
@@ -115,6 +127,23 @@ def test_crop_sampler_masks_nan_and_flips():
     assert len({tuple(torch.nonzero(m[0] == 0)[0].tolist()) for m in mask}) > 1
     with pytest.raises(ValueError, match="could not find crops"):
         trainer.CropSampler([np.full((1, 8, 8), np.nan, np.float32)], 8, 0.5)(1, torch.Generator())
+
+
+def test_crop_sampler_without_flips_keeps_orientation():
+    f = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    x, _ = trainer.CropSampler([f], crop=8, min_valid=0.9, flips=False)(12, torch.Generator().manual_seed(0))
+    for crop in x[:, 0].numpy():
+        assert any(np.array_equal(crop, g) for g in f)
+
+
+@pytest.mark.training
+def test_periodic_option_reaches_the_network_and_the_card(rng):
+    m = train(fields(rng), steps=1, periodic=(True, True), flips=False, **TINY)
+    cfg = m.card.network["config"]
+    assert cfg["periodic_x"] is True and cfg["periodic_y"] is True and m.card.periodic_x
+    assert "flips" not in m.card.training["augmentation"]
+    with pytest.raises(ValueError, match=r"periodic='xy' is not understood; use 'auto' or \(bool, bool\)"):
+        train(fields(rng), steps=1, periodic="xy", **TINY)
 
 
 def test_masked_loss_ignores_nan_cells():

@@ -113,6 +113,8 @@ def train(
     num_res_blocks: int = 1,
     attention: bool = False,
     dropout: float = 0.0,
+    periodic: tuple[bool, bool] | Literal["auto"] = "auto",
+    flips: bool = True,
     transform: Literal["identity", "log"] = "identity",
     scale_range: tuple[float, float] | Literal["auto"] | None = "auto",
     sigma_data: float | None = None,
@@ -156,6 +158,13 @@ def train(
         over 100 steps).
     channels, num_res_blocks, attention, dropout
         :class:`xdownscale.nn.UNet` options.
+    periodic : "auto" or (bool, bool)
+        Whether ``(y, x)`` are periodic (circular padding in the network). ``"auto"``: x when
+        it is a global longitude, y never. A doubly periodic domain (Kolmogorov flow) is
+        ``(True, True)``.
+    flips : bool
+        Random x/y flips of the crops. Turn them off when a flip is not a symmetry of the
+        data (vorticity changes sign under a reflection).
     transform : {"identity", "log"}
         ``"log"``: ``log(x + 1e-4) - log(1e-4)`` (precipitation, Hess et al. 2024).
     scale_range : "auto", (float, float) or None
@@ -242,6 +251,14 @@ def train(
     if not 0 < min_valid <= 1:
         raise ValueError(f"min_valid must be in (0, 1], got {min_valid!r}")
     raw, arrays, info = _fields(da, spatial_dims)
+    if isinstance(periodic, str):
+        if periodic != "auto":
+            raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)")
+        periodic = (False, bool(info.periodic_x))
+    try:
+        per_y, per_x = (bool(v) for v in periodic)
+    except (TypeError, ValueError):
+        raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)") from None
     # transform, then min/max scaling (Hess et al.); NaN stays NaN
     model_space = [ModelCard(transform=transform).forward_transform(f) for f in raw]
     if isinstance(scale_range, str):
@@ -264,7 +281,8 @@ def train(
     cfg = TrainConfig(
         kind=kind, steps=int(steps), batch_size=int(batch_size), crop=int(crop), lr=float(lr),
         channels=tuple(int(c) for c in channels), num_res_blocks=num_res_blocks,
-        attention=bool(attention), dropout=float(dropout), periodic_x=bool(info.periodic_x),
+        attention=bool(attention), dropout=float(dropout), periodic_x=per_x, periodic_y=per_y,
+        flips=bool(flips),
         sigma_data=float(sigma_data), sigma_min=float(sigma_min), sigma_max=float(sigma_max),
         p_mean=pm if p_mean is None else float(p_mean), p_std=ps if p_std is None else float(p_std),
         ema=float(ema), min_valid=float(min_valid), seed=int(seed),
@@ -287,7 +305,7 @@ def train(
         "steps": state.step, "steps_planned": cfg.steps, "finished": state.finished,
         "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr, "ema": cfg.ema,
         "noise": {"p_mean": cfg.p_mean, "p_std": cfg.p_std},
-        "seed": cfg.seed, "min_valid": cfg.min_valid, "augmentation": "random crops, x/y flips",
+        "seed": cfg.seed, "min_valid": cfg.min_valid, "augmentation": "random crops" + (", x/y flips" if flips else ""),
         "initial_loss": float(np.mean(head)) if len(head) else None,
         "final_loss": float(np.mean(tail)) if len(tail) else None,
         "seconds": round(state.seconds, 1), "device": state.device,
@@ -309,7 +327,7 @@ def train(
         "parameterisation": kind, "factors": tuple(int(f) for f in factors),
         "pixel_size": extra.pop("pixel_size", spacing),
         "pixel_units": extra.pop("pixel_units", info.units if spacing else None),
-        "periodic_x": bool(info.periodic_x),
+        "periodic_x": per_x,
         "target_psd_wavenumber": k, "target_psd": p,
         "extra": {
             "version": str(extra.pop("version", "0")),
@@ -352,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigma-max", type=float, default=80.0)
     parser.add_argument("--factors", default="", help="comma-separated supported factors")
     parser.add_argument("--min-valid", type=float, default=0.9)
+    parser.add_argument("--periodic", default="auto",
+                        help="'auto', 'x', 'y' or 'xy': periodic axes (circular padding)")
+    parser.add_argument("--no-flips", action="store_true", help="no random flips of the crops")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds for this sitting")
@@ -361,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isel", default=None,
                         help="select along a dim before training, e.g. 'time=0:100'")
     args = parser.parse_args(argv)
+    if args.periodic not in ("auto", "x", "y", "xy", "yx", "none"):
+        parser.error(f"--periodic {args.periodic!r} is not understood; use auto, x, y, xy or none")
+    periodic = "auto" if args.periodic == "auto" else ("y" in args.periodic, "x" in args.periodic)
     arrays = []
     for f in args.files:
         with xr.open_dataset(f) as ds:
@@ -378,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         channels=[int(c) for c in args.channels.split(",")], transform=args.transform,
         sigma_max=args.sigma_max,
         factors=[int(f) for f in args.factors.split(",") if f],
-        min_valid=args.min_valid, checkpoint=args.checkpoint,
+        min_valid=args.min_valid, periodic=periodic, flips=not args.no_flips,
+        checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every, time_limit=args.time_limit,
         resume=not args.no_resume, seed=args.seed, device=args.device,
     )

@@ -55,6 +55,8 @@ class TrainConfig:
     attention: bool = False
     dropout: float = 0.0
     periodic_x: bool = False
+    periodic_y: bool = False
+    flips: bool = True
     sigma_data: float = 0.5
     sigma_min: float = 0.002
     sigma_max: float = 80.0
@@ -145,7 +147,10 @@ class CropSampler:
     filled with its mean of valid cells (as the sampler does) and masked out of the loss.
     """
 
-    def __init__(self, fields: Sequence[np.ndarray], crop: int, min_valid: float) -> None:
+    def __init__(
+        self, fields: Sequence[np.ndarray], crop: int, min_valid: float, flips: bool = True
+    ) -> None:
+        self.flips = flips
         self.fields = [np.ascontiguousarray(f, dtype=np.float32) for f in fields]
         self.crop = crop
         self.min_valid = min_valid
@@ -179,7 +184,7 @@ class CropSampler:
             valid = np.isfinite(patch)
             if valid.mean() < self.min_valid:
                 continue
-            flips = torch.randint(2, (2,), generator=gen).tolist()
+            flips = torch.randint(2, (2,), generator=gen).tolist() if self.flips else [0, 0]
             if flips[0]:
                 patch = patch[::-1]
             if flips[1]:
@@ -237,7 +242,7 @@ def ict_loss(den, x, mask, gen, cfg: TrainConfig, step: int) -> torch.Tensor:
 
 def _build(cfg: TrainConfig) -> torch.nn.Module:
     net = UNet(1, 1, cfg.channels, num_res_blocks=cfg.num_res_blocks, attention=cfg.attention,
-               periodic_x=cfg.periodic_x, dropout=cfg.dropout)
+               periodic_x=cfg.periodic_x, periodic_y=cfg.periodic_y, dropout=cfg.dropout)
     wrapper = EDMDenoiser if cfg.kind == "edm" else ConsistencyModel
     return wrapper(net, sigma_data=cfg.sigma_data, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
 
@@ -264,7 +269,8 @@ def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
         ) from err
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{str(path)!r} is not an xdownscale training checkpoint; pass another checkpoint=")
-    saved = json.loads(ck["config"])
+    # options added to TrainConfig after the checkpoint was written count as their defaults
+    saved = {**TrainConfig().identity(), **json.loads(ck["config"])}
     now = cfg.identity()
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
@@ -321,7 +327,7 @@ def fit(
         precision = "bfloat16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision={cfg.precision!r} is not supported; use 'auto', 'float32' or 'bfloat16'")
-    sampler = CropSampler(fields, cfg.crop, cfg.min_valid)
+    sampler = CropSampler(fields, cfg.crop, cfg.min_valid, cfg.flips)
     torch.manual_seed(cfg.seed)  # dropout, if any
     den = _build(cfg).to(device)
     ema = copy.deepcopy(den).eval()

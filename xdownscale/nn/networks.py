@@ -22,16 +22,20 @@ def _groups(channels: int, groups: int) -> int:
     return math.gcd(channels, groups)
 
 
-def _pad(x: torch.Tensor, py: tuple[int, int], px: tuple[int, int], periodic_x: bool) -> torch.Tensor:
-    """Pad y by reflection and x circularly (periodic) or by reflection; replicate if too small."""
+def _pad(
+    x: torch.Tensor, py: tuple[int, int], px: tuple[int, int], periodic_x: bool, periodic_y: bool = False
+) -> torch.Tensor:
+    """Pad each axis circularly (periodic) or by reflection; replicate if too small."""
+
+    def mode(pad: tuple[int, int], n: int, periodic: bool) -> str:
+        if periodic and max(pad) <= n:
+            return "circular"
+        return "reflect" if max(pad) < n and not periodic else "replicate"
+
     if any(px):
-        mode = "circular" if periodic_x else ("reflect" if max(px) < x.shape[-1] else "replicate")
-        if mode == "circular" and max(px) > x.shape[-1]:
-            mode = "replicate"
-        x = F.pad(x, (px[0], px[1], 0, 0), mode=mode)
+        x = F.pad(x, (px[0], px[1], 0, 0), mode=mode(px, x.shape[-1], periodic_x))
     if any(py):
-        mode = "reflect" if max(py) < x.shape[-2] else "replicate"
-        x = F.pad(x, (0, 0, py[0], py[1]), mode=mode)
+        x = F.pad(x, (0, 0, py[0], py[1]), mode=mode(py, x.shape[-2], periodic_y))
     return x
 
 
@@ -58,15 +62,16 @@ class Conv1x1(nn.Conv2d):
 
 
 class Conv3x3(nn.Module):
-    """3x3 convolution with explicit boundary handling: circular along a periodic x, else reflect."""
+    """3x3 convolution with explicit boundary handling: circular along periodic axes, else reflect."""
 
-    def __init__(self, cin: int, cout: int, periodic_x: bool) -> None:
+    def __init__(self, cin: int, cout: int, periodic_x: bool, periodic_y: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, padding=0)
         self.periodic_x = periodic_x
+        self.periodic_y = periodic_y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(_pad(x, (1, 1), (1, 1), self.periodic_x))
+        return self.conv(_pad(x, (1, 1), (1, 1), self.periodic_x, self.periodic_y))
 
 
 class NoiseEmbedding(nn.Module):
@@ -91,15 +96,16 @@ class ResBlock(nn.Module):
     """GroupNorm -> SiLU -> conv, plus the noise embedding, twice; residual connection."""
 
     def __init__(
-        self, cin: int, cout: int, emb_channels: int, groups: int, periodic_x: bool, dropout: float
+        self, cin: int, cout: int, emb_channels: int, groups: int, periodic_x: bool, dropout: float,
+        periodic_y: bool = False,
     ) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(_groups(cin, groups), cin)
-        self.conv1 = Conv3x3(cin, cout, periodic_x)
+        self.conv1 = Conv3x3(cin, cout, periodic_x, periodic_y)
         self.emb = Linear(emb_channels, cout)
         self.norm2 = nn.GroupNorm(_groups(cout, groups), cout)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = Conv3x3(cout, cout, periodic_x)
+        self.conv2 = Conv3x3(cout, cout, periodic_x, periodic_y)
         self.skip = Conv1x1(cin, cout) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -156,6 +162,8 @@ class UNet(nn.Module):
         GroupNorm groups (reduced to a divisor of each layer's channels).
     periodic_x : bool
         Circular padding along x (a global longitude); reflection is used elsewhere.
+    periodic_y : bool
+        Circular padding along y too (doubly periodic domains such as Kolmogorov flow).
     dropout : float
         Dropout inside the residual blocks (training only).
 
@@ -190,6 +198,7 @@ class UNet(nn.Module):
         groups: int = 8,
         periodic_x: bool = False,
         dropout: float = 0.0,
+        periodic_y: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -211,12 +220,18 @@ class UNet(nn.Module):
             "periodic_x": periodic_x,
             "dropout": dropout,
         }
+        if periodic_y:  # only when set: older configs stay valid and unchanged
+            self.config["periodic_y"] = True
         self.periodic_x = periodic_x
+        self.periodic_y = periodic_y
         self.multiple = 2 ** (len(channels) - 1)
         emb_ch = 4 * channels[0]
         self.embed = NoiseEmbedding(channels[0], emb_ch)
-        self.conv_in = Conv3x3(in_channels, channels[0], periodic_x)
-        blk = dict(emb_channels=emb_ch, groups=groups, periodic_x=periodic_x, dropout=dropout)
+        self.conv_in = Conv3x3(in_channels, channels[0], periodic_x, periodic_y)
+        blk = dict(
+            emb_channels=emb_ch, groups=groups, periodic_x=periodic_x, dropout=dropout,
+            periodic_y=periodic_y,
+        )
         self.enc = nn.ModuleList()
         prev = channels[0]
         for c in channels:
@@ -233,7 +248,7 @@ class UNet(nn.Module):
             self.dec.append(ResBlock(prev + c, c, **blk))
             prev = c
         self.norm_out = nn.GroupNorm(_groups(prev, groups), prev)
-        self.conv_out = Conv3x3(prev, out_channels, periodic_x)
+        self.conv_out = Conv3x3(prev, out_channels, periodic_x, periodic_y)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> UNet:
@@ -253,7 +268,7 @@ class UNet(nn.Module):
             raise ValueError(f"expected x of shape (batch, channels, y, x), got {tuple(x.shape)}")
         ny, nx = x.shape[-2:]
         py, px = self._padding(ny), self._padding(nx)
-        h = _pad(x, py, px, self.periodic_x)
+        h = _pad(x, py, px, self.periodic_x, self.periodic_y)
         c_noise = torch.as_tensor(c_noise, device=x.device).reshape(-1).expand(x.shape[0])
         # embed each distinct noise level once (samplers use one level per batch)
         levels, index = torch.unique(c_noise, return_inverse=True)
