@@ -289,6 +289,39 @@ def test_embedded_default_loads_without_network(monkeypatch):
     assert os.path.getsize(zoo.fetch(zoo.DEFAULT_MODEL)) < 5 * 2**20
 
 
+@pytest.mark.parametrize("name", ["radar-8x-cm", "kolmogorov-8x"])
+def test_other_embedded_models_load_offline_with_complete_cards(monkeypatch, name):
+    def no_network(*args, **kwargs):
+        raise OSError("networking is disabled in this test")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    entry = registry.REGISTRY[name]
+    m = zoo.load(name)
+    assert entry.embedded and m.card.name == name and m.card.sha256 == entry.sha256
+    assert all(k in m.card.extra for k in REQUIRED_EXTRA) and m.card.target_psd
+    assert m.card.factors == (8,) and os.path.getsize(zoo.fetch(name)) < 5 * 2**20
+    if name == "radar-8x-cm":
+        assert m.parameterisation == "consistency" and m.card.transform == "log"
+    else:  # doubly periodic vorticity model, trained without flips
+        cfg = m.card.network["config"]
+        assert cfg["periodic_x"] and cfg["periodic_y"] and m.card.transform == "identity"
+        assert "flips" not in m.card.training["augmentation"]
+
+
+def test_kolmogorov_model_downscales_with_exact_block_means():
+    from xdownscale.datasets.kolmogorov import kolmogorov_flow_lowfi
+    from xdownscale.sampling import sample
+
+    coarse = kolmogorov_flow_lowfi(1, n_trajectories=2, spinup=1.0, seed=0)
+    out = sample(coarse, "kolmogorov-8x", method="conditional", steps=4, device="cpu")
+    assert out.shape == (2, 64, 64) and bool(np.isfinite(out).all())
+    import xdownscale
+
+    back = xdownscale.coarsen(out.astype("float64"), 8)
+    np.testing.assert_allclose(back.values, coarse.values, atol=1e-5)
+
+
 def test_default_model_downscales_a_field():
     from xdownscale.sampling import sample
 
