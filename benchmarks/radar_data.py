@@ -18,9 +18,14 @@ HELD_OUT_DAY = "2017-01-31"
 
 
 def _open(name: str) -> xr.DataArray:
-    path = RADAR / name
-    if not path.exists():
-        raise SystemExit(f"{path} not found; set XDOWNSCALE_SHARED_DATA to the shared data folder")
+    """Through the package's data registry (sha256-checked), the shared folder as the mirror."""
+    os.environ.setdefault("XDOWNSCALE_DATA_DIR", str(DATA))
+    from xdownscale.datasets import fetch_data
+
+    try:
+        path = fetch_data(f"radar/{name}")
+    except FileNotFoundError as err:
+        raise SystemExit(f"{err}; or set XDOWNSCALE_SHARED_DATA to the shared data folder") from None
     return xr.open_dataset(path)["precip"]
 
 

@@ -251,7 +251,7 @@ def test_import_does_not_import_torch():
 
 def test_model_resolution_errors(rng):
     da = _coarse(rng, (6, 5))
-    with pytest.raises(ValueError, match=r"unknown model 'radar-16x'; registered models: radar-8x"):
+    with pytest.raises(ValueError, match=r"unknown model 'radar-16x'; registered models: kolmogorov-8x, radar-8x, radar-8x-cm"):
         da.downscale.sample("radar-16x")
     with pytest.raises(ValueError, match=r"unknown model '/tmp/w.safetensors'.*no file exists"):
         da.downscale.sample(Path("/tmp/w.safetensors"))
