@@ -42,7 +42,6 @@ from _machine import cpu_model
 
 import xdownscale
 from xdownscale import metrics
-from xdownscale.models import io as zio
 from xdownscale.models import registry
 from xdownscale.sampling import ensemble
 
@@ -188,15 +187,12 @@ def main(argv=None) -> int:
     if not args.quick:
         _figure(ROOT / "docs" / "_static" / "radar-model_example.png", truth, coarse, bic, rf, ens)
     if args.install and not args.quick:
-        card = model.card
-        card.extra["metrics"] = {"protocol": protocol, **{f"{meth}.{k}": round(v, 4) for meth, d in results.items()
-                                                           for k, v in d.items()}}
-        name = registry.REGISTRY[registry.DEFAULT_MODEL].file
-        sha = zio.save(model, registry.WEIGHTS_DIR / name, overwrite=True, _allow_package=True)
-        reg = json.loads(registry.REGISTRY_FILE.read_text())
-        reg[registry.DEFAULT_MODEL]["sha256"] = sha
-        registry.REGISTRY_FILE.write_text(json.dumps(reg, indent=2) + "\n")
-        print(f"installed {registry.WEIGHTS_DIR / name} (sha256 {sha})")
+        from _install import install
+
+        install(args.weights, registry.DEFAULT_MODEL, metrics={
+            "protocol": protocol,
+            **{f"{meth}.{k}": round(v, 4) for meth, d in results.items() for k, v in d.items()},
+        })
     return 0
 
 

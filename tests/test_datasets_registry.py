@@ -74,7 +74,7 @@ def test_download_from_a_loopback_server(fake_entry, monkeypatch, tmp_path):
         httpd.shutdown()
         httpd.server_close()
     monkeypatch.setenv("XDOWNSCALE_RETRIES", "0")
-    with pytest.raises(ConnectionError, match="could not download 'test/tiny.nc'"):
+    with pytest.raises(ConnectionError, match="could not download data file 'test/tiny.nc'"):
         fetch_data(name)
 
 

@@ -134,31 +134,13 @@ def fetch_data(name: str) -> Path:
     url = os.environ.get("XDOWNSCALE_DATA_URL")
     if not url:
         raise FileNotFoundError(f"no source is configured for the data file {name!r}: {_help()}")
-    import pooch
-    import requests.exceptions
+    from ..models.registry import cache_dir, download
 
-    from ..models.registry import _progressbar, _retries, cache_dir
-
-    url = url if url.endswith("/") else url + "/"
-    p = pooch.create(
-        path=cache_dir() / "data", base_url=url, registry={name: f"sha256:{sha}"},
-        retry_if_failed=_retries(),
+    return download(
+        name, sha, url=url if url.endswith("/") else url + "/", path=cache_dir() / "data",
+        what=f"data file {name!r}", offline=_help()[0].upper() + _help()[1:] + ".",
+        fix="Fix the server, or use a local mirror (XDOWNSCALE_DATA_DIR)",
     )
-    try:
-        return Path(p.fetch(name, downloader=pooch.HTTPDownloader(progressbar=_progressbar(), timeout=60)))
-    except requests.exceptions.RequestException as err:
-        raise ConnectionError(
-            f"could not download {name!r} from {url}{name} ({type(err).__name__}: "
-            f"{str(err)[:200]}); {_help()}"
-        ) from err
-    except ValueError as err:
-        if "hash" not in str(err).lower():
-            raise
-        raise ValueError(
-            f"the file served for {name!r} at {url}{name} does not have the registered sha256 "
-            f"{sha}; it was rejected and not kept in the cache. Fix the server, or use a "
-            "local mirror (XDOWNSCALE_DATA_DIR)"
-        ) from err
 
 
 def open_data(name: str, **kwargs) -> xr.Dataset:

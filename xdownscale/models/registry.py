@@ -167,34 +167,45 @@ def fetch(name: str) -> Path:
                 "incomplete: reinstall xdownscale (pip install --force-reinstall xdownscale)"
             )
         return path
+    return download(
+        entry.file, entry.sha256, url=base_url(), path=cache_dir(), what=f"model {name!r}",
+        offline=_offline_help(entry),
+        fix="The server or mirror (XDOWNSCALE_BASE_URL) serves a corrupt or different file: fix "
+        "the mirror, or unset XDOWNSCALE_BASE_URL",
+    )
+
+
+def download(file: str, sha256: str, *, url: str, path: Path, what: str, offline: str, fix: str) -> Path:
+    """Fetch ``file`` from ``url`` into ``path`` with pooch, hash-checked, with clear errors.
+
+    Shared by the model and data registries: retries (``XDOWNSCALE_RETRIES``), a progress bar
+    on a terminal, and errors naming ``what`` plus the advice ``offline`` (download failed) or
+    ``fix`` (wrong hash; the file is not kept).
+    """
     import requests.exceptions
 
-    url = base_url()
     downloader = pooch.HTTPDownloader(progressbar=_progressbar(), timeout=30)
     p = pooch.create(
-        path=cache_dir(), base_url=url, registry={entry.file: f"sha256:{entry.sha256}"},
-        retry_if_failed=_retries(),
+        path=path, base_url=url, registry={file: f"sha256:{sha256}"}, retry_if_failed=_retries()
     )
     try:
-        return Path(p.fetch(entry.file, downloader=downloader))
+        return Path(p.fetch(file, downloader=downloader))
     except requests.exceptions.RequestException as err:
         raise ConnectionError(
-            f"could not download model {name!r} from {url}{entry.file} ({type(err).__name__}: "
-            f"{str(err)[:200]}). {_offline_help(entry)}"
+            f"could not download {what} from {url}{file} ({type(err).__name__}: "
+            f"{str(err)[:200]}). {offline}"
         ) from err
     except ValueError as err:
         if "hash" not in str(err).lower():
             raise
         raise ValueError(
-            f"the file served for model {name!r} at {url}{entry.file} does not have the "
-            f"registered sha256 {entry.sha256}; it was rejected and not kept in the cache "
-            f"({cache_dir()}). The server or mirror (XDOWNSCALE_BASE_URL) serves a corrupt or "
-            "different file: fix the mirror, or unset XDOWNSCALE_BASE_URL"
+            f"the file served for {what} at {url}{file} does not have the registered sha256 "
+            f"{sha256}; it was rejected and not kept in the cache ({path}). {fix}"
         ) from err
     except PermissionError as err:
         raise PermissionError(
-            f"cannot write model {name!r} into the cache {cache_dir()} ({err}); set "
-            "XDOWNSCALE_CACHE to a writable directory"
+            f"cannot write {what} into the cache {path} ({err}); set XDOWNSCALE_CACHE to a "
+            "writable directory"
         ) from err
 
 
