@@ -25,6 +25,11 @@ def _one_thread():
     yield
     torch.set_num_threads(n)
 
+def with_zeros(rng, **kw) -> xr.DataArray:
+    """:func:`fields` with dry cells (0), like precipitation: the log transform's floor."""
+    return (fields(rng, **kw) - 0.5).clip(min=0)
+
+
 def fields(rng, n=6, size=24, nan_block=False) -> xr.DataArray:
     """Smooth positive random fields (gamma noise, box-blurred) on a 1 km grid."""
     a = rng.gamma(0.6, 2.0, size=(n, size + 4, size + 4))
@@ -231,3 +236,67 @@ def test_cli_trains_and_writes_a_loadable_file(rng, tmp_path, capsys):
     assert "sha256" in capsys.readouterr().out
     card = zoo.load(out).card
     assert card.factors == (4,) and card.transform == "log" and card.training["steps"] == 3
+
+
+@pytest.mark.training
+def test_init_fine_tunes_a_trained_model_in_its_own_space(rng, tmp_path):
+    base_file = tmp_path / "base.pt"
+    base = train(with_zeros(rng), output=base_file, steps=40, transform="log", seed=1, **TINY)
+    other = with_zeros(rng) * 0.5  # another region, mapped into the base model's space
+    # one step at a negligible learning rate: the weights are the base model's
+    same = train(other, init=base_file, steps=1, seed=2, **{**TINY, "lr": 1e-12})
+    for a, b in zip(base.denoiser.state_dict().values(), same.denoiser.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    for key in ("transform", "scale_min", "scale_max", "sigma_data", "sigma_min", "sigma_max"):
+        assert getattr(same.card, key) == getattr(base.card, key), key
+    assert same.card.extra["network"] == base.card.extra["network"]
+    assert same.card.extra["output_range"] == [-1.0, 1.0]
+    assert same.card.training["init"] == {"name": "my-model", "sha256": base.card.sha256, "steps": 40}
+    tuned = train(other, init=base, steps=5, seed=2, **TINY)  # a loaded model works as init too
+    assert tuned.card.training["steps"] == 5 and tuned.card.training["init"]["sha256"] == base.card.sha256
+    # data the model cannot produce (beyond its clipped output range) are refused, not capped
+    peak = float(base.card.inverse_transform(np.array([1.0]))[0])
+    spiky = other.copy(deep=True)
+    spiky[0, 5, 5] = 1000.0
+    with pytest.raises(ValueError, match=r"1 cells of the fine-tuning data \(values 1000 to 1000\) lie outside the range \[0, "):
+        train(spiky, init=base, steps=1, **TINY)
+    assert peak < 1000.0
+
+
+def test_init_refuses_options_that_the_model_fixes(rng, tmp_path):
+    base_file = tmp_path / "base.pt"
+    train(fields(rng), output=base_file, steps=1, **TINY)  # identity transform
+    with pytest.raises(ValueError, match=r"channels=\(16,\) conflicts with init='my-model'.*fixes channels = \(8,\)"):
+        train(fields(rng), init=base_file, steps=1, **{**TINY, "channels": (16,)})
+    with pytest.raises(ValueError, match=r"transform='log' conflicts"):
+        train(fields(rng), init=base_file, steps=1, transform="log", **TINY)
+    with pytest.raises(TypeError, match="init must be a registered model name"):
+        train(fields(rng), init=3, steps=1, **TINY)
+
+
+@pytest.mark.training
+def test_checkpoint_remembers_its_init(rng, tmp_path):
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    data = with_zeros(rng)
+    train(data, output=a, steps=1, transform="log", seed=1, **TINY)
+    train(data, output=b, steps=1, transform="log", seed=2, **TINY)
+    ck = tmp_path / "ft.ckpt"
+    train(data * 0.5, init=a, steps=2, checkpoint=ck, **TINY)
+    with pytest.raises(ValueError, match=r"other options \(init: "):
+        train(data * 0.5, init=b, steps=3, checkpoint=ck, **TINY)
+
+
+@pytest.mark.training
+def test_cli_fine_tunes_with_init(rng, tmp_path, capsys):
+    nc = tmp_path / "hr.nc"
+    fields(rng).to_dataset().to_netcdf(nc)
+    base = tmp_path / "base.pt"
+    args = [str(nc), "--var", "pr", "--steps", "2", "--batch-size", "2", "--crop", "16", "--device", "cpu"]
+    assert main([*args, "--output", str(base), "--channels", "8", "--transform", "log"]) == 0
+    out = tmp_path / "tuned.pt"
+    assert main([*args, "--output", str(out), "--init", str(base)]) == 0
+    card = zoo.load(out).card
+    assert card.transform == "log" and card.training["init"]["sha256"] == zoo.io.file_sha256(base)
+    with pytest.raises(SystemExit):
+        main([*args, "--output", str(out), "--init", str(base), "--channels", "16"])
+    assert "--init" in capsys.readouterr().err

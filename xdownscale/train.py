@@ -99,9 +99,87 @@ def _target_psd(fields, size: int, min_valid: float, seed: int, n: int = 256):
     return p["wavenumber"].values.tolist(), p.values.tolist(), len(wins)
 
 
+# the train() options a fine-tuning start (init=) takes from the model's card
+_FROM_INIT = ("kind", "transform", "scale_range", "sigma_data", "sigma_min", "sigma_max", "channels",
+              "num_res_blocks", "attention", "dropout", "periodic")
+
+
+def _init_from(init, given: dict[str, Any]):
+    """The card-fixed options, the inner denoiser's state dict and provenance of ``init``."""
+    import inspect
+
+    from .models import load
+    from .nn.model import DownscalingModel
+
+    if not isinstance(init, (str, os.PathLike, DownscalingModel)):
+        raise TypeError(
+            f"init must be a registered model name, a weight file or a DownscalingModel, got "
+            f"{type(init).__name__}"
+        )
+    model = load(init)
+    card = model.card
+    net = card.extra.get("network", {}).get("config", {})
+    base = {
+        "kind": card.parameterisation, "transform": card.transform,
+        "scale_range": None if card.scale_min is None else (card.scale_min, card.scale_max),
+        "sigma_data": card.sigma_data, "sigma_min": card.sigma_min, "sigma_max": card.sigma_max,
+        "channels": tuple(net.get("channels", ())), "num_res_blocks": net.get("num_res_blocks"),
+        "attention": net.get("attention"), "dropout": net.get("dropout", 0.0),
+        "periodic": (bool(net.get("periodic_y", False)), bool(net.get("periodic_x", False))),
+    }
+    defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
+    for key in _FROM_INIT:
+        value, default = given[key], defaults[key]
+        same = value == base[key] or (
+            isinstance(value, (list, tuple)) and isinstance(base[key], (list, tuple))
+            and [float(v) for v in value] == [float(v) for v in base[key]]
+        )
+        if not (value is default or value == default or same):
+            raise ValueError(
+                f"{key}={value!r} conflicts with init={card.name!r}, whose card fixes {key} = "
+                f"{base[key]!r}; leave {key} at its default (or pass {base[key]!r}) to fine-tune "
+                "that model, or drop init= to train a new one"
+            )
+    inner = getattr(model.denoiser, "inner", model.denoiser)  # BoundedDenoiser wraps the weights
+    info = {"name": card.name, "sha256": card.sha256 or "",
+            "steps": card.extra.get("training", {}).get("steps"), "config": net}
+    return base, {k: v.detach().clone() for k, v in inner.state_dict().items()}, info
+
+
+def _check_inside_range(fields, raw, card, info) -> None:
+    """Fine-tuning data must lie in the model's scaled range [-1, 1]: the model's outputs are
+    clipped to it, so it could never produce values beyond (they would be capped silently)."""
+    tol = 1e-5
+    over = [(f > 1 + tol) | (f < -1 - tol) for f in fields]
+    n = int(sum(o.sum() for o in over))
+    if n:
+        lo, hi = (float(v) for v in card.inverse_transform(np.array([-1.0, 1.0])))
+        bad = np.concatenate([r[o] for r, o in zip(raw, over, strict=True)])
+        raise ValueError(
+            f"{n} cells of the fine-tuning data (values {bad.min():.4g} to {bad.max():.4g}) lie "
+            "outside the range "
+            f"[{lo:.4g}, {hi:.4g}] that init={info['name']!r} was trained on and can produce; "
+            "the fine-tuned model would cap them. Clip the data to that range if capping is "
+            "acceptable (da.clip(...)), or train a new model without init="
+        )
+
+
+def _check_same_network(cfg, info) -> None:
+    from .models.trainer import _build
+
+    built = _build(cfg).net.config
+    if built != info["config"]:
+        raise ValueError(
+            f"init={info['name']!r} uses a network configuration that train() cannot rebuild "
+            f"({info['config']!r} against {built!r}); fine-tune it with the lower-level "
+            "xdownscale.models.trainer.fit"
+        )
+
+
 def train(
     da: xr.DataArray | Sequence[xr.DataArray],
     *,
+    init: str | os.PathLike | DownscalingModel | None = None,
     kind: Literal["edm", "consistency"] = "edm",
     output: str | os.PathLike | None = None,
     name: str = "my-model",
@@ -145,7 +223,13 @@ def train(
         High-resolution training fields (any non-spatial dims are samples); several arrays on
         different grids may be given. NaN marks missing cells (e.g. outside radar coverage):
         they are masked out of the loss. The data are loaded into memory.
-    kind : {"edm", "consistency"}
+    init : str, path-like or DownscalingModel, optional
+        Fine-tune: start from this trained model (a registered name such as ``"radar-8x"``, a
+        weight file or a loaded model) instead of random weights — Hess et al.'s foundation
+        model adapted to your region. The model fixes ``kind``, the network, ``transform``,
+        ``scale_range``, ``sigma_data`` and the noise range (the new data are mapped into the
+        model's space); leave those arguments at their defaults or pass the model's values.
+        The optimiser starts afresh; the card records the model's name and sha256.
         ``"edm"``: EDM denoiser (sample with ``method="heun"``); ``"consistency"``: improved
         consistency training (one-step sampling).
     output : path, optional
@@ -251,6 +335,13 @@ def train(
     if not 0 < min_valid <= 1:
         raise ValueError(f"min_valid must be in (0, 1], got {min_valid!r}")
     raw, arrays, info = _fields(da, spatial_dims)
+    init_state, init_info = None, None
+    if init is not None:
+        base, init_state, init_info = _init_from(init, locals())
+        kind, transform, scale_range, sigma_data = base["kind"], base["transform"], base["scale_range"], base["sigma_data"]
+        sigma_min, sigma_max, channels = base["sigma_min"], base["sigma_max"], base["channels"]
+        num_res_blocks, attention, dropout, periodic = (
+            base["num_res_blocks"], base["attention"], base["dropout"], base["periodic"])
     if isinstance(periodic, str):
         if periodic != "auto":
             raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)")
@@ -272,6 +363,8 @@ def train(
     smin, smax = (None, None) if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
     card0 = ModelCard(transform="identity", scale_min=smin, scale_max=smax)  # scaling only
     fields = [card0.forward_transform(m) if smin is not None else m for m in model_space]
+    if init_info is not None and smin is not None:
+        _check_inside_range(fields, raw, ModelCard(transform=transform, scale_min=smin, scale_max=smax), init_info)
     if sigma_data is None:
         vals = [f[np.isfinite(f)] for f in fields]
         stride = max(1, sum(v.size for v in vals) // 4_000_000)  # an even subsample of all fields
@@ -286,10 +379,13 @@ def train(
         sigma_data=float(sigma_data), sigma_min=float(sigma_min), sigma_max=float(sigma_max),
         p_mean=pm if p_mean is None else float(p_mean), p_std=ps if p_std is None else float(p_std),
         ema=float(ema), min_valid=float(min_valid), seed=int(seed),
+        init="" if init_info is None else init_info["sha256"],
         checkpoint_every=float(checkpoint_every), time_limit=time_limit, progress=progress,
         device=device, precision=precision,
     )
-    state = fit(fields, cfg, checkpoint=checkpoint, resume=resume)
+    if init_state is not None:
+        _check_same_network(cfg, init_info)
+    state = fit(fields, cfg, checkpoint=checkpoint, resume=resume, init_state=init_state)
     size = psd_size or (max(crop, 128) if all(min(f.shape[1:]) >= max(crop, 128) for f in fields) else crop)
     k, p, n_win = _target_psd(fields, int(size), min_valid, seed)
     extra = dict(card or {})
@@ -316,6 +412,8 @@ def train(
         "target_psd_windows": f"{n_win} windows of {size}x{size}",
         "parameters": n_params,
     }
+    if init_info is not None:
+        training["init"] = {k: init_info[k] for k in ("name", "sha256", "steps")}
     training.update(user_training)
     d = {
         "name": name,
@@ -359,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", help="netCDF file(s) of high-resolution fields")
     parser.add_argument("--var", required=True, help="variable name in the file(s)")
     parser.add_argument("--output", required=True, help="weight file to write (.pt)")
+    parser.add_argument("--init", default=None,
+                        help="fine-tune this model (a registered name or a weight file) instead "
+                             "of starting from random weights; it fixes the network and transform")
     parser.add_argument("--kind", choices=_KINDS, default="edm")
     parser.add_argument("--name", default="my-model")
     parser.add_argument("--transform", choices=("identity", "log"), default="identity")
@@ -396,16 +497,23 @@ def main(argv: list[str] | None = None) -> int:
                 lo, _, hi = rng.partition(":")
                 a = a.isel({dim: slice(int(lo) if lo else None, int(hi) if hi else None)})
             arrays.append(a.load())
+    fixed = {"kind": args.kind, "transform": args.transform, "sigma_max": args.sigma_max,
+             "channels": tuple(int(c) for c in args.channels.split(",")), "periodic": periodic}
+    if args.init:
+        changed = [k for k in ("kind", "transform", "sigma_max", "channels", "periodic")
+                   if getattr(args, k) != parser.get_default(k)]
+        if changed:
+            parser.error(f"--init {args.init} fixes {', '.join('--' + k for k in changed)}; "
+                         "leave them out to fine-tune that model")
+        fixed = {"init": args.init}
     model = train(
-        arrays, kind=args.kind, output=args.output, name=args.name, steps=args.steps,
+        arrays, output=args.output, name=args.name, steps=args.steps,
         batch_size=args.batch_size, crop=args.crop, lr=args.lr,
-        channels=[int(c) for c in args.channels.split(",")], transform=args.transform,
-        sigma_max=args.sigma_max,
         factors=[int(f) for f in args.factors.split(",") if f],
-        min_valid=args.min_valid, periodic=periodic, flips=not args.no_flips,
+        min_valid=args.min_valid, flips=not args.no_flips,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every, time_limit=args.time_limit,
-        resume=not args.no_resume, seed=args.seed, device=args.device,
+        resume=not args.no_resume, seed=args.seed, device=args.device, **fixed,
     )
     print(f"wrote {args.output} (sha256 {model.card.sha256}); load it with "
           f"xdownscale.models.load({args.output!r})")

@@ -69,6 +69,7 @@ class TrainConfig:
     warmup: int = 100
     grad_clip: float = 1.0
     seed: int = 0
+    init: str = ""  # sha256 of the weights training started from ("" = random initialisation)
     checkpoint_every: float = 300.0
     log_every: int = 50
     time_limit: float | None = None
@@ -313,11 +314,13 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainState:
     """Train a denoiser on ``fields`` (model space, NaN = missing) and return its state.
 
     Runs until ``cfg.steps`` or ``cfg.time_limit`` seconds (then checkpoints, so a later call
-    with ``resume=True`` continues where this one stopped).
+    with ``resume=True`` continues where this one stopped). ``init_state``: the state dict of
+    the (unbounded) denoiser to start from — fine-tuning; its hash belongs in ``cfg.init``.
     """
     from ..nn.device import resolve_device
 
@@ -329,7 +332,10 @@ def fit(
         raise ValueError(f"precision={cfg.precision!r} is not supported; use 'auto', 'float32' or 'bfloat16'")
     sampler = CropSampler(fields, cfg.crop, cfg.min_valid, cfg.flips)
     torch.manual_seed(cfg.seed)  # dropout, if any
-    den = _build(cfg).to(device)
+    den = _build(cfg)
+    if init_state is not None:
+        den.load_state_dict(init_state)
+    den = den.to(device)
     ema = copy.deepcopy(den).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
