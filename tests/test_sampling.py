@@ -179,6 +179,27 @@ def test_scale_auto_uses_the_models_spectrum(rng, cm):
         choice = xdownscale.choose_scale(
             card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4
         )
+    # the coarse grid resolves nothing beyond its Nyquist (0.5 / factor cycles per fine cell):
+    # a k* past it is capped there, sigma*^2 = P_target(0.125) interpolated log-log
+    assert choice.k_star > 0.125
+    expected = float(np.sqrt(np.exp(np.interp(np.log(0.125), np.log(k[1:]), np.log(psd[1:])))))
+    out = da.downscale.sample(model, device="cpu")
+    assert f"sigma* = {expected:.4g}" in out.attrs["history"]
+    via_number = da.downscale.sample(cm, scale=expected, device="cpu")
+    assert np.array_equal(out.values, via_number.values)
+
+
+def test_scale_auto_keeps_a_k_star_inside_the_coarse_resolution(rng, cm):
+    da = _coarse(rng, (2, 6, 5))
+    k = np.linspace(0, 0.45, 10)
+    psd = 1e-1 * np.maximum(k, 0.02) ** -0.3  # shallow: the source loses half its power early
+    card = ModelCard(**{**cm.card.to_dict(), "target_psd": psd.tolist(), "target_psd_wavenumber": k.tolist()})
+    model = DownscalingModel(cm.denoiser, card)
+    fine = xdownscale.lowpass(xdownscale.upsample(da, 4), 0.125)
+    target = xr.DataArray(psd, dims="wavenumber", coords={"wavenumber": k})
+    with pytest.warns(UserWarning, match="half-power point"):
+        choice = xdownscale.choose_scale(card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4)
+    assert choice.k_star <= 0.125
     out = da.downscale.sample(model, device="cpu")
     assert f"sigma* = {choice.sigma_star:.4g}" in out.attrs["history"]
     via_choice = da.downscale.sample(cm, scale=choice, device="cpu")

@@ -408,9 +408,15 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor
         # training data as a whole, which is no reason to regenerate its large scales
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a smoothed input never crosses
-            s = choose_scale(
+            choice = choose_scale(
                 z, target, nan_policy="fill", normalize=0.25 / factor, spatial_dims=(y, x)
-            ).sigma_star
+            )
+        s = choice.sigma_star
+        k_res = 0.5 / factor  # the coarse grid's Nyquist, in cycles per fine cell
+        if factor > 1 and choice.k_star > k_res:
+            # the input holds nothing at scales the coarse grid cannot resolve; a k* beyond them
+            # comes from artefacts (the transform's cliffs where rain ends), not from information
+            s = _target_sigma_at(target, k_res)
         return float(np.clip(s, model.sigma_min * 1.0001, model.sigma_max))
     if isinstance(scale, ScaleChoice):
         s = scale.sigma_star
@@ -535,6 +541,13 @@ def _prepare(
     return _Prepared(fine, coarse, plan, model, units, order, y, x, f, steps)
 
 
+def _target_sigma_at(target: xr.DataArray, k: float) -> float:
+    """``sqrt(P_target(k))``, log-log interpolated between the target's rings."""
+    kt, pt = target["wavenumber"].values, target.values
+    ok = (kt > 0) & (pt > 0) & np.isfinite(pt)
+    return float(np.sqrt(np.exp(np.interp(np.log(k), np.log(kt[ok]), np.log(pt[ok])))))
+
+
 def _history(p: _Prepared, extra: str = "") -> str:
     card = p.model.card
     sha = f" (sha256 {card.sha256})" if card.sha256 else ""
@@ -594,8 +607,10 @@ def sample(
         Noise level sigma* (in the model's transformed space) at which the sample starts:
         scales larger than the one it masks are kept. ``"auto"`` runs
         :func:`xdownscale.choose_scale` against the spectrum stored with the model (this reads
-        the input once to compute its spectrum); a :class:`~xdownscale.ScaleChoice` or a
-        number are used as given.
+        the input once to compute its spectrum), comparing shapes (``normalize=0.25 /
+        factor``); a k* beyond the coarse grid's Nyquist (``0.5 / factor`` cycles per fine
+        cell), which the input cannot resolve, is brought back to it. A
+        :class:`~xdownscale.ScaleChoice` or a number are used as given.
     method : {"consistency", "heun", "sde", "conditional"}, optional
         ``"consistency"`` (consistency models; one step by default), ``"heun"`` (EDM ODE),
         ``"sde"`` (Euler–Maruyama, VE), ``"conditional"`` (reverse SDE with guidance and
