@@ -14,6 +14,10 @@ def install(weights: str | Path, name: str, version: str = "1", description: str
     from xdownscale.models import load, registry
 
     model = load(weights)
+    model.card.name = name  # the registry name and the card's agree, and so do the versions
+    model.card.extra["version"] = str(version)
+    if description:
+        model.card.extra["description"] = description
     if metrics is not None:
         model.card.extra["metrics"] = metrics
     file = f"{name}-v{version}.pt"

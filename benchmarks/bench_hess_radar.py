@@ -5,7 +5,7 @@ Same protocol as ``eval_radar.py`` (held-out MeteoSwiss 2017-01-31, a fully cove
 ``--size`` km window, ``--frames`` frames, coarse input = 8 x 8 block mean):
 
 - CM: ``radar-8x-cm`` (improved consistency training), one step from sigma*;
-- SDE: ``radar-8x`` (EDM denoiser, same network size), Euler–Maruyama reverse SDE from
+- SDE: ``radar-8x-mix`` (EDM denoiser, same network and data), Euler–Maruyama reverse SDE from
   sigma* with ``--sde-steps`` steps (Hess et al.: 500);
 
 both with ``scale="auto"`` (sigma* from each model's card), each with and without
@@ -38,7 +38,7 @@ FACTOR = 8
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cm", default="radar-8x-cm")
-    ap.add_argument("--edm", default="radar-8x")
+    ap.add_argument("--edm", default="radar-8x-mix")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--members", type=int, default=2, help="samples per frame and method")

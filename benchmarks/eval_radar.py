@@ -129,6 +129,7 @@ def main(argv=None) -> int:
                          "2016 *training* event (never the held-out one); prints a table and exits")
     ap.add_argument("--install", action="store_true",
                     help="write the card with these metrics into xdownscale/models/weights and registry.json")
+    ap.add_argument("--version", default="2", help="version of the installed weights (radar-8x-v<version>.pt)")
     ap.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks" / "radar_model_results.inc"))
     args = ap.parse_args(argv)
     if args.quick:
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
     if args.install and not args.quick:
         from _install import install
 
-        install(args.weights, registry.DEFAULT_MODEL, metrics={
+        install(args.weights, registry.DEFAULT_MODEL, args.version, metrics={
             "protocol": protocol,
             **{f"{meth}.{k}": round(v, 4) for meth, d in results.items() for k, v in d.items()},
         })
@@ -266,7 +267,7 @@ def _write_docs(path: Path, results, met, timing, protocol, model, args) -> None
     lines += [f"- {'met' if ok else '**missed**'}: {k}" for k, ok in met.items()]
     cpu = cpu_model()
     lines += ["", f"Protocol: {protocol}. 99th percentile of the truth: {results['model']['p99_truth']:.2f} mm/h.",
-              "", f"Wall time on {cpu} ({args.threads} torch thread, shared machine): bicubic "
+              "", f"Wall time on {cpu} ({args.threads} torch thread{'s' if args.threads > 1 else ''}, shared machine): bicubic "
               f"{timing['bicubic']:.2f} s, RainFARM {timing['rainfarm']:.1f} s, model {timing['model']:.0f} s. "
               f"torch {torch.__version__}, Python {platform.python_version()}.", "",
               f"Model: sha256 of the evaluated file {model.card.sha256}.", "",

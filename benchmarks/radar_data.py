@@ -51,20 +51,29 @@ def held_out() -> xr.DataArray:
 def patches(
     size: int = 64, per_source: int = 3000, dry_share: float = 0.25, min_valid: float = 0.95,
     wet_threshold: float = 0.1, min_wet: float = 0.1, seed: int = 0,
+    sources: tuple[str, ...] = ("mch", "fmi", "mrms"), mch_years: tuple[int, ...] | None = None,
+    stride: int | None = None,
 ) -> xr.DataArray:
-    """Non-overlapping ``size`` windows, mostly inside coverage, wet ones preferred.
+    """``size`` windows every ``stride`` cells (default: non-overlapping), mostly inside
+    coverage, wet ones preferred.
 
     Per source, up to ``per_source`` windows: ``1 - dry_share`` of them with at least
     ``min_wet`` of their cells above ``wet_threshold`` mm/h, the rest drawn from the others.
+    ``sources`` picks the training sources; ``mch_years`` keeps only those MeteoSwiss years
+    (the fine-tuning validation run trains on 2015 and validates on 2016).
     """
     rng = np.random.default_rng(seed)
+    stride = stride or size
     out = []
-    for name, da in training_sources().items():
+    all_sources = training_sources()
+    for name in sources:
+        da = all_sources[name]
+        if name == "mch" and mch_years is not None:
+            da = da.isel(time=np.flatnonzero(np.isin(da["time"].dt.year.values, mch_years)))
         wet, dry = [], []
         for t in range(da.sizes["time"]):
             f = da.isel(time=t).values.astype(np.float32)
-            ny, nx = f.shape[0] // size, f.shape[1] // size
-            w = f[: ny * size, : nx * size].reshape(ny, size, nx, size).transpose(0, 2, 1, 3)
+            w = np.lib.stride_tricks.sliding_window_view(f, (size, size))[::stride, ::stride]
             w = w.reshape(-1, size, size)
             valid = np.isfinite(w).mean((1, 2))
             wetf = (np.nan_to_num(w) > wet_threshold).mean((1, 2))
