@@ -129,7 +129,10 @@ def main(argv=None) -> int:
                          "2016 *training* event (never the held-out one); prints a table and exits")
     ap.add_argument("--install", action="store_true",
                     help="write the card with these metrics into xdownscale/models/weights and registry.json")
-    ap.add_argument("--version", default="2", help="version of the installed weights (radar-8x-v<version>.pt)")
+    ap.add_argument("--version", default="2", help="version of the installed weights (<name>-v<version>.pt)")
+    ap.add_argument("--name", default=None,
+                    help="registry name to install as (default: the default model, radar-8x)")
+    ap.add_argument("--figure", default=str(ROOT / "docs" / "_static" / "radar-model_example.png"))
     ap.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks" / "radar_model_results.inc"))
     args = ap.parse_args(argv)
     if args.quick:
@@ -186,11 +189,11 @@ def main(argv=None) -> int:
                 f"sigma* = {m['sigma_star']:.3g} (scale={scale!r}), conserve={args.conserve!r}")
     _write_docs(Path(args.docs), results, met, timing, protocol, model, args)
     if not args.quick:
-        _figure(ROOT / "docs" / "_static" / "radar-model_example.png", truth, coarse, bic, rf, ens)
+        _figure(Path(args.figure), truth, coarse, bic, rf, ens, args.name or registry.DEFAULT_MODEL)
     if args.install and not args.quick:
         from _install import install
 
-        install(args.weights, registry.DEFAULT_MODEL, args.version, metrics={
+        install(args.weights, args.name or registry.DEFAULT_MODEL, args.version, metrics={
             "protocol": protocol,
             **{f"{meth}.{k}": round(v, 4) for meth, d in results.items() for k, v in d.items()},
         })
@@ -214,7 +217,7 @@ def validate(model, args) -> int:
     return 0
 
 
-def _figure(path: Path, truth, coarse, bic, rf, ens) -> None:
+def _figure(path: Path, truth, coarse, bic, rf, ens, label: str = "radar-8x") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,8 +225,8 @@ def _figure(path: Path, truth, coarse, bic, rf, ens) -> None:
 
     t = int(np.argmax(truth.mean(("y", "x")).values))  # the wettest frame
     panels = [("truth (1 km)", truth[t]), ("coarse input (8 km)", coarse[t]),
-              ("bicubic", bic[t]), ("RainFARM (member 0)", rf[0, t]), ("radar-8x (member 0)", ens[0, t]),
-              ("radar-8x (member 1)", ens[1, t])]
+              ("bicubic", bic[t]), ("RainFARM (member 0)", rf[0, t]), (f"{label} (member 0)", ens[0, t]),
+              (f"{label} (member 1)", ens[1, t])]
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.2), layout="constrained")
     vmax = float(np.quantile(truth[t].values, 0.995))
     for ax, (title, f) in zip(axes.ravel()[:6], panels, strict=True):
@@ -233,7 +236,7 @@ def _figure(path: Path, truth, coarse, bic, rf, ens) -> None:
         ax.set_yticks([])
     fig.colorbar(im, ax=axes.ravel()[:6].tolist(), shrink=0.6, label="mm/h")
     ax = axes.ravel()[6]
-    for name, f in (("truth", truth), ("bicubic", bic), ("RainFARM", rf), ("radar-8x", ens)):
+    for name, f in (("truth", truth), ("bicubic", bic), ("RainFARM", rf), (label, ens)):
         p = xdownscale.psd(f)
         ax.loglog(p["wavenumber"][1:], p[1:], label=name)
     ax.axvline(0.5 / FACTOR, color="k", lw=0.5, ls=":")
@@ -243,7 +246,7 @@ def _figure(path: Path, truth, coarse, bic, rf, ens) -> None:
     ax.set_title("spectra (all frames)")
     ax = axes.ravel()[7]
     bins = np.logspace(-2, 2, 41)
-    for name, f in (("truth", truth), ("bicubic", bic), ("RainFARM", rf), ("radar-8x", ens)):
+    for name, f in (("truth", truth), ("bicubic", bic), ("RainFARM", rf), (label, ens)):
         ax.hist(np.asarray(f.values).ravel(), bins=bins, histtype="step", density=True, label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -260,7 +263,7 @@ def _write_docs(path: Path, results, met, timing, protocol, model, args) -> None
             ("abs. error of the 99th percentile (mm/h)", "p99_abs_error", "{:.3f}"),
             ("CRPS (mm/h)", "crps", "{:.4f}")]
     lines = [".. list-table:: Held-out event, same coarse inputs for every method", "   :header-rows: 1", "",
-             "   * - metric", "     - bicubic", "     - RainFARM", "     - radar-8x model"]
+             "   * - metric", "     - bicubic", "     - RainFARM", f"     - {args.name or registry.DEFAULT_MODEL} model"]
     for label, key, fmt in rows:
         lines += [f"   * - {label}"] + [f"     - {fmt.format(results[m][key])}" for m in ("bicubic", "rainfarm", "model")]
     lines += ["", "Targets:", ""]
