@@ -41,7 +41,7 @@ DESCRIPTION = (
 )
 DESCRIPTION_CM = (
     "Radar precipitation rate, 8x (8 km -> 1 km): a consistency model (improved consistency "
-    "training) on the same data and network as radar-8x, for one-step sampling from sigma*. "
+    "training) on the same data and network as radar-8x-mix, for one-step sampling from sigma*. "
     "Small (CPU-trained) model: for the one-step vs SDE comparison of Hess et al. (2024)."
 )
 DESCRIPTION_FT = (
