@@ -230,6 +230,7 @@ def train(
         ``scale_range``, ``sigma_data`` and the noise range (the new data are mapped into the
         model's space); leave those arguments at their defaults or pass the model's values.
         The optimiser starts afresh; the card records the model's name and sha256.
+    kind : {"edm", "consistency"}
         ``"edm"``: EDM denoiser (sample with ``method="heun"``); ``"consistency"``: improved
         consistency training (one-step sampling).
     output : path, optional
@@ -337,7 +338,11 @@ def train(
     raw, arrays, info = _fields(da, spatial_dims)
     init_state, init_info = None, None
     if init is not None:
-        base, init_state, init_info = _init_from(init, locals())
+        given = {"kind": kind, "transform": transform, "scale_range": scale_range,
+                 "sigma_data": sigma_data, "sigma_min": sigma_min, "sigma_max": sigma_max,
+                 "channels": channels, "num_res_blocks": num_res_blocks, "attention": attention,
+                 "dropout": dropout, "periodic": periodic}
+        base, init_state, init_info = _init_from(init, given)
         kind, transform, scale_range, sigma_data = base["kind"], base["transform"], base["scale_range"], base["sigma_data"]
         sigma_min, sigma_max, channels = base["sigma_min"], base["sigma_max"], base["channels"]
         num_res_blocks, attention, dropout, periodic = (
