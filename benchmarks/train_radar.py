@@ -32,6 +32,7 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import radar_data
 
+from xdownscale.models import load as load_model
 from xdownscale.train import train
 
 DESCRIPTION = (
@@ -56,8 +57,7 @@ FINETUNE_DATA = (
     "2019-06-10; stage 2 (the remaining steps): MeteoSwiss {years} only, 64 x 64 km windows every "
     "32 km (75 % wet); MeteoSwiss 2017-01-31 held out"
 )
-# radar-8x-mix's card (stage 1): the transform's scaling and sigma_data that stage 2 keeps
-STAGE1_STEPS, STAGE1_SCALE_MAX, STAGE1_SIGMA_DATA = 16000, 14.226295471191406, 0.6007236838340759
+STAGE1_STEPS = 16000
 LICENCE = (
     "Weights: BSD-3-Clause, as xdownscale. Training data: pysteps-data radar samples "
     "(MeteoSwiss and FMI: no licence file in pysteps-data, the agencies' terms apply; "
@@ -96,10 +96,11 @@ def main(argv=None) -> int:
         ck = work / f"{name}.ckpt"
         if not ck.exists():
             shutil.copyfile(args.init_checkpoint, ck)
-        base = torch.load(ck, map_location="cpu", weights_only=True)
-        # the stage-1 transform and noise scale: the continued network must see the same space
-        extra = {"scale_range": (0.0, STAGE1_SCALE_MAX), "sigma_data": STAGE1_SIGMA_DATA}
-        print(f"continuing {ck} at step {int(base['step'])} on MeteoSwiss {years} windows", flush=True)
+        # the stage-1 transform and noise scale (radar-8x-mix's card): the continued network
+        # must see the same space
+        stage1 = load_model("radar-8x-mix").card
+        extra = {"scale_range": (stage1.scale_min, stage1.scale_max), "sigma_data": stage1.sigma_data}
+        print(f"continuing {ck} on MeteoSwiss {years} windows", flush=True)
     elif not cache.exists():
         radar_data.patches().to_netcdf(cache)
     da = xr.open_dataarray(cache).load()

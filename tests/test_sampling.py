@@ -182,7 +182,15 @@ def test_scale_auto_uses_the_models_spectrum(rng, cm):
     # the coarse grid resolves nothing beyond its Nyquist (0.5 / factor cycles per fine cell):
     # a k* past it is capped there, sigma*^2 = P_target(0.125) interpolated log-log
     assert choice.k_star > 0.125
-    expected = float(np.sqrt(np.exp(np.interp(np.log(0.125), np.log(k[1:]), np.log(psd[1:])))))
+    with pytest.warns(UserWarning, match="capped at k_max = 0.125"):
+        capped = xdownscale.choose_scale(
+            card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4, k_max=0.125
+        )
+    assert capped.k_star == 0.125
+    expected = capped.sigma_star
+    # the card's spectrum, log-log interpolated at 0.125 (here via the source's rings)
+    direct = float(np.sqrt(np.exp(np.interp(np.log(0.125), np.log(k[1:]), np.log(psd[1:])))))
+    assert expected == pytest.approx(direct, rel=0.02)
     out = da.downscale.sample(model, device="cpu")
     assert f"sigma* = {expected:.4g}" in out.attrs["history"]
     via_number = da.downscale.sample(cm, scale=expected, device="cpu")

@@ -208,6 +208,21 @@ def test_diffusion_time_hess_numbers():
         c.diffusion_time("ve", sigma_min=1.0, sigma_max=0.5)
 
 
+def test_choose_scale_k_max_caps_k_star_and_takes_sigma_there():
+    tgt = power_law_field((16, 128, 128), slope=-2.0, seed=0)
+    src = power_law_field((16, 128, 128), slope=-4.0, amplitude=0.25, seed=1)  # crosses near 0.25
+    free = xd.choose_scale(src, tgt)
+    assert free.crossed and free.k_star > 0.2
+    capped = xd.choose_scale(src, tgt, k_max=0.1)
+    assert capped.crossed and capped.k_star == 0.1 and "capped at k_max = 0.1" in capped.note
+    p_tgt = xd.psd(tgt)
+    k, p = p_tgt.wavenumber.values[1:], p_tgt.values[1:]
+    assert capped.sigma_star**2 == pytest.approx(np.exp(np.interp(np.log(0.1), np.log(k), np.log(p))), rel=1e-9)
+    assert capped.sigma_star > free.sigma_star  # more noise: the scales down to 10 cells are redrawn
+    # a k* already inside k_max is left alone
+    assert xd.choose_scale(src, tgt, k_max=0.4).k_star == free.k_star
+
+
 def test_choose_scale_errors():
     tgt = power_law_field((2, 64, 64), slope=-2.0, seed=0)
     src = power_law_field((2, 16, 16), slope=-2.0, seed=0, spacing=4.0)
@@ -220,6 +235,8 @@ def test_choose_scale_errors():
         xd.choose_scale(tgt, tgt, tolerance=1.0)
     with pytest.raises(ValueError, match="transform='sqrt' is not supported"):
         xd.choose_scale(tgt, tgt, transform="sqrt")
+    with pytest.raises(ValueError, match=r"k_max must be a wavenumber in \(0, 0.5\].*got 0.7"):
+        xd.choose_scale(tgt, tgt, k_max=0.7)
     with pytest.raises(ValueError, match="smooth must be a positive integer"):
         xd.choose_scale(tgt, tgt, smooth=0)
     with pytest.raises(ValueError, match="looks like a spectrum"):

@@ -408,15 +408,11 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor
         # training data as a whole, which is no reason to regenerate its large scales
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a smoothed input never crosses
-            choice = choose_scale(
-                z, target, nan_policy="fill", normalize=0.25 / factor, spatial_dims=(y, x)
-            )
-        s = choice.sigma_star
-        k_res = 0.5 / factor  # the coarse grid's Nyquist, in cycles per fine cell
-        if factor > 1 and choice.k_star > k_res:
-            # the input holds nothing at scales the coarse grid cannot resolve; a k* beyond them
-            # comes from artefacts (the transform's cliffs where rain ends), not from information
-            s = _target_sigma_at(target, k_res)
+            # k* no finer than the coarse grid's Nyquist: the input resolves nothing smaller
+            s = choose_scale(
+                z, target, nan_policy="fill", normalize=0.25 / factor, spatial_dims=(y, x),
+                k_max=0.5 / factor if factor > 1 else None,
+            ).sigma_star
         return float(np.clip(s, model.sigma_min * 1.0001, model.sigma_max))
     if isinstance(scale, ScaleChoice):
         s = scale.sigma_star
@@ -539,13 +535,6 @@ def _prepare(
     )
     coarse = src if method == "conditional" or cons != "none" else None
     return _Prepared(fine, coarse, plan, model, units, order, y, x, f, steps)
-
-
-def _target_sigma_at(target: xr.DataArray, k: float) -> float:
-    """``sqrt(P_target(k))``, log-log interpolated between the target's rings."""
-    kt, pt = target["wavenumber"].values, target.values
-    ok = (kt > 0) & (pt > 0) & np.isfinite(pt)
-    return float(np.sqrt(np.exp(np.interp(np.log(k), np.log(kt[ok]), np.log(pt[ok])))))
 
 
 def _history(p: _Prepared, extra: str = "") -> str:

@@ -337,6 +337,7 @@ def choose_scale(
     smooth: int = 3,
     tolerance: float = 0.0,
     normalize: float | None = None,
+    k_max: float | None = None,
     nan_policy: Literal["raise", "fill"] = "raise",
     window: Literal["hann"] | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
@@ -374,6 +375,12 @@ def choose_scale(
         source and target differ in overall variance for reasons the sampler should keep (a
         different day, region or season than the model's training data), e.g.
         ``normalize=0.25 / factor``. The rescaled source spectrum is returned.
+    k_max : float, optional
+        Never put k* beyond this wavenumber (cycles per target grid cell); sigma* is then
+        ``sqrt(P_target(k_max))``. For a source ``factor`` times coarser, ``0.5 / factor`` (its
+        Nyquist): it resolves nothing smaller, so power it shows there — e.g. a log
+        transform's cliffs where interpolated rain tapers to zero — is no information to keep.
+        ``sample(scale="auto")`` uses it.
     nan_policy, window, spatial_dims
         Passed to :func:`psd`.
 
@@ -417,6 +424,8 @@ def choose_scale(
         raise ValueError(f"smooth must be a positive integer (bins), got {smooth!r}")
     if not (0 <= tolerance < 1):
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+    if k_max is not None and not (0 < k_max <= 0.5):
+        raise ValueError(f"k_max must be a wavenumber in (0, 0.5] cycles per grid cell, got {k_max!r}")
     kw = {"nan_policy": nan_policy, "window": window, "spatial_dims": spatial_dims}
     if "wavenumber" not in src.dims:
         if factor is not None:
@@ -521,6 +530,10 @@ def choose_scale(
             "highest wavenumber; k* is the highest ring and sigma* the noise floor there, so a "
             "sampler regenerates only the finest scale"
         )
+    if k_max is not None and k_star > k_max:
+        k_star = float(k_max)
+        p_star = float(np.exp(np.interp(np.log(k_max), np.log(k[use]), np.log(pt[use]))))
+        note += f"; capped at k_max = {k_max:g}, beyond which the source resolves nothing"
     if not crossed:
         warnings.warn(note, UserWarning, stacklevel=2)
     sigma_star = float(np.sqrt(p_star))
