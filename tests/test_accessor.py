@@ -25,7 +25,7 @@ def test_accessor_registered_and_equals_functions(rng):
     assert isinstance(da.downscale, xd.DownscaleAccessor)
     xr.testing.assert_identical(da.downscale.psd(), xd.psd(da))
     xr.testing.assert_identical(da.downscale.coarsen(2), xd.coarsen(da, 2))
-    xr.testing.assert_identical(da.downscale.upsample(2, method="bicubic"), xd.upsample(da, 2, method="bicubic"))
+    xr.testing.assert_identical(da.downscale.upsample(2, interpolation="bicubic"), xd.upsample(da, 2, interpolation="bicubic"))
     xr.testing.assert_identical(da.downscale.lowpass(0.2), xd.lowpass(da, 0.2))
     c = da.downscale.choose_scale(da * 2)
     assert c.k_star == xd.choose_scale(da, da * 2).k_star

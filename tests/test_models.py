@@ -314,7 +314,7 @@ def test_kolmogorov_model_downscales_with_exact_block_means():
     from xdownscale.sampling import sample
 
     coarse = kolmogorov_flow_lowfi(1, n_trajectories=2, spinup=1.0, seed=0)
-    out = sample(coarse, "kolmogorov-8x", method="conditional", steps=4, device="cpu")
+    out = sample(coarse, "kolmogorov-8x", sampler="conditional", steps=4, device="cpu")
     assert out.shape == (2, 64, 64) and bool(np.isfinite(out).all())
     import xdownscale
 
@@ -402,7 +402,9 @@ def test_two_processes_fetching_at_once(zoo_env):
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert out.strip() == entry.sha256
-    assert len(server.hits) == 2  # both downloaded; neither saw a half-written file
+    # each process either downloaded the file or found the other's complete copy in the cache
+    # (how the two interleave depends on the machine's load); neither saw a half-written file
+    assert 1 <= len(server.hits) <= 2
     assert [q.name for q in cache.iterdir()] == [entry.file]
     assert zio.file_sha256(cache / entry.file) == entry.sha256
 
@@ -419,5 +421,6 @@ def test_cli_fetch_all_and_list(zoo_env, capsys):
     assert "tiny-test" in capsys.readouterr().out
     assert main(["describe", "tiny-test"]) == 0
     assert "ModelCard 'tiny' v1" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["fetch"])
+    assert main(["fetch"]) == 2
+    err = capsys.readouterr().err
+    assert "fetch: name the models to fetch, or pass --all" in err and "Traceback" not in err

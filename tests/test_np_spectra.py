@@ -44,7 +44,7 @@ def test_detrend_and_window(rng):
     np.testing.assert_allclose(p_lin, p_ref, atol=1e-9)
     assert np_spectra.psd(noise + 5.0, detrend="constant")[:, 0].max() < 1e-20
     # Hann window scaled to mean(w^2) = 1 keeps the white-noise level
-    assert abs(np_spectra.psd(noise, window="hann").mean(0)[2:].mean() - 1) < 0.05
+    assert abs(np_spectra.psd(noise, taper="hann").mean(0)[2:].mean() - 1) < 0.05
 
 
 def test_fill_nan_keeps_white_noise_level(rng):

@@ -162,8 +162,17 @@ def test_underflow_without_epsilon_scaling_raises(rng):
 
 def test_memory_guard_raises_before_allocating(rng):
     y = rng.normal(size=(50, 2))
-    with pytest.raises(MemoryError, match=r"subsample to about \d+ x \d+"):
+    with pytest.raises(MemoryError, match=r"about n_samples=20 snapshots of each"):
         nt.sinkhorn(y, y, 0.1, max_memory=10_000)
+    assert nt.dense_memory(20, 20, 2, False) <= 10_000 < nt.dense_memory(21, 21, 2, False)
+    with pytest.raises(MemoryError, match=r"raise max_memory: not even 2 snapshots fit"):
+        nt.sinkhorn(y, y, 0.1, max_memory=100)
+    big = rng.normal(size=(3000, 2))
+    with pytest.raises(ValueError, match=r"about n_samples=(\d+) snapshots of each") as info:
+        nt.sinkhorn(big, big, 0.1, max_memory=40 * 2**20)
+    n = int(__import__("re").search(r"n_samples=(\d+)", str(info.value)).group(1))
+    assert 2 <= n < 3000
+    assert nt.dense_memory(n, n, 2, store_cost=False) <= 40 * 2**20 < nt.dense_memory(3000, 3000, 2, False)
 
 
 def test_standardization_modes_and_errors(rng):

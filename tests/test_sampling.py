@@ -105,7 +105,7 @@ def test_attrs_coords_and_history(rng, cm):
     out = da.downscale.sample(cm, scale=0.6, seed=7, device="cpu")
     assert out.name == "pr" and out.attrs["units"] == "mm/h"
     line = out.attrs["history"].splitlines()[0]
-    for text in ("sample:", "'tiny-cm'", "method consistency", "sigma* = 0.6", "seed 7", "4x"):
+    for text in ("sample:", "'tiny-cm'", "sampler consistency", "sigma* = 0.6", "seed 7", "4x"):
         assert text in line
     assert out.attrs["history"].endswith("made by hand")
     np.testing.assert_allclose(np.diff(out.x.values), 1.0)
@@ -177,14 +177,14 @@ def test_scale_auto_uses_the_models_spectrum(rng, cm):
     # to the model's training spectrum first
     with pytest.warns(UserWarning, match="half-power point"):  # a smoothed input never crosses
         choice = xdownscale.choose_scale(
-            card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4
+            card.forward_transform(fine), target, nan_policy="fill", match_below=0.25 / 4
         )
     # the coarse grid resolves nothing beyond its Nyquist (0.5 / factor cycles per fine cell):
     # a k* past it is capped there, sigma*^2 = P_target(0.125) interpolated log-log
     assert choice.k_star > 0.125
     with pytest.warns(UserWarning, match="capped at k_max = 0.125"):
         capped = xdownscale.choose_scale(
-            card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4, k_max=0.125
+            card.forward_transform(fine), target, nan_policy="fill", match_below=0.25 / 4, k_max=0.125
         )
     assert capped.k_star == 0.125
     expected = capped.sigma_star
@@ -206,7 +206,7 @@ def test_scale_auto_keeps_a_k_star_inside_the_coarse_resolution(rng, cm):
     fine = xdownscale.lowpass(xdownscale.upsample(da, 4), 0.125)
     target = xr.DataArray(psd, dims="wavenumber", coords={"wavenumber": k})
     with pytest.warns(UserWarning, match="half-power point"):
-        choice = xdownscale.choose_scale(card.forward_transform(fine), target, nan_policy="fill", normalize=0.25 / 4)
+        choice = xdownscale.choose_scale(card.forward_transform(fine), target, nan_policy="fill", match_below=0.25 / 4)
     assert choice.k_star <= 0.125
     out = da.downscale.sample(model, device="cpu")
     assert f"sigma* = {choice.sigma_star:.4g}" in out.attrs["history"]
@@ -234,10 +234,10 @@ def test_chunk_and_batch_invariance_property(chunk, batch, seed):
 def test_edm_methods_and_exact_conditioning(rng, white):
     da = _coarse(rng, (3, 4, 4), units="K").chunk(time=2)
     for method, steps in (("heun", 4), ("sde", 6)):
-        out = da.downscale.sample(white, scale=1.0, method=method, steps=steps, device="cpu")
+        out = da.downscale.sample(white, scale=1.0, sampler=method, steps=steps, device="cpu")
         assert out.shape == (3, 16, 16) and np.isfinite(out.values).all()
-        assert f"method {method} ({steps} steps)" in out.attrs["history"]
-    cond = da.downscale.sample(white, scale=2.0, method="conditional", steps=20, device="cpu")
+        assert f"sampler {method} ({steps} steps)" in out.attrs["history"]
+    cond = da.downscale.sample(white, scale=2.0, sampler="conditional", steps=20, device="cpu")
     back = xdownscale.coarsen(cond.compute().astype("float64"), 4)
     np.testing.assert_allclose(back.values, da.values, atol=1e-5)
 
@@ -257,7 +257,7 @@ def test_model_is_never_put_into_the_graph(rng, cm):
 
 
 def test_unknown_token_in_a_fresh_process_is_a_clear_error():
-    with pytest.raises(LookupError, match="is not loaded in this process; in-memory models work"):
+    with pytest.raises(LookupError, match="is not loaded in this process: it was built in memory.*create the Client first"):
         get_model("mem-does-not-exist")
 
 
@@ -301,12 +301,19 @@ def test_input_errors(rng, cm, white, monkeypatch):
         bad.downscale.sample(cm, factor=4, scale=0.5, device="cpu")
     with pytest.raises(ValueError, match="could not find the spatial dims"):
         xr.DataArray(np.zeros((2, 3, 3)), dims=("a", "b", "c")).downscale.sample(cm, factor=4)
-    with pytest.raises(ValueError, match="da has units 'K' but model 'tiny-cm' expects 'mm/h' \\(not convertible\\)"):
+    with pytest.raises(ValueError, match="da has units 'K' but model 'tiny-cm' expects 'mm/h' \\(not convertible"):
         da.assign_attrs(units="K").downscale.sample(cm, scale=0.5, device="cpu")
-    with pytest.raises(ValueError, match=r"da has units 'm s-1' but model 'tiny-cm' expects 'mm/h'; convert first: da = da \* 3.6e\+06"):
-        da.assign_attrs(units="m s-1").downscale.sample(cm, scale=0.5, device="cpu")
-    ok = da.assign_attrs(units="mm h-1").downscale.sample(cm, scale=0.5, device="cpu")
-    assert ok.attrs["units"] == "mm/h"
+    with pytest.raises(ValueError, match=r"da has no 'units' attribute, but model 'tiny-cm' expects 'mm/h'; .*da.attrs\['units'\] = 'mm/h'"):
+        da.drop_attrs().downscale.sample(cm, scale=0.5, device="cpu")
+    # compatible units are converted to the model's and back: the result is in the input's
+    ok = da.assign_attrs(units="mm h-1").downscale.sample(cm, scale=0.5, device="cpu", seed=1)
+    assert ok.attrs["units"] == "mm h-1"
+    in_si = (da / 3.6e6).assign_attrs(units="m s-1")
+    got = in_si.downscale.sample(cm, scale=0.5, device="cpu", seed=1)
+    assert got.attrs["units"] == "m s-1"
+    np.testing.assert_allclose(got.values * 3.6e6, ok.values, rtol=1e-5)
+    asked = da.downscale.sample(cm, scale=0.5, device="cpu", seed=1, units="mm/day")
+    np.testing.assert_allclose(asked.values, 24 * ok.values, rtol=1e-5)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device='cuda' was requested but CUDA is not available"):
         da.downscale.sample(cm, scale=0.5, device="cuda")
@@ -317,12 +324,12 @@ def test_input_errors(rng, cm, white, monkeypatch):
 def test_option_errors(rng, cm, white):
     da = _coarse(rng, (2, 6, 5))
     da_k = _coarse(rng, (2, 4, 4), units="K")
-    with pytest.raises(ValueError, match="method='heun' needs an EDM denoiser, but model 'tiny-cm' is parameterised as 'consistency'"):
-        da.downscale.sample(cm, scale=0.5, method="heun")
-    with pytest.raises(ValueError, match="method='consistency' needs a consistency model"):
-        da_k.downscale.sample(white, scale=0.5, method="consistency")
-    with pytest.raises(ValueError, match="method='ddim' is not supported"):
-        da.downscale.sample(cm, scale=0.5, method="ddim")
+    with pytest.raises(ValueError, match="sampler='heun' needs an EDM denoiser, but model 'tiny-cm' is parameterised as 'consistency'"):
+        da.downscale.sample(cm, scale=0.5, sampler="heun")
+    with pytest.raises(ValueError, match="sampler='consistency' needs a consistency model"):
+        da_k.downscale.sample(white, scale=0.5, sampler="consistency")
+    with pytest.raises(ValueError, match="sampler='ddim' is not supported"):
+        da.downscale.sample(cm, scale=0.5, sampler="ddim")
     with pytest.raises(ValueError, match=r"sigma\* = 100 is outside model 'tiny-cm'"):
         da.downscale.sample(cm, scale=100.0)
     with pytest.raises(ValueError, match="scale='auto' needs the target spectrum stored with the model"):
@@ -331,15 +338,15 @@ def test_option_errors(rng, cm, white):
         da.downscale.sample(cm, scale="big")
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         da.downscale.sample(cm, scale=0.5, batch_size=0)
-    with pytest.raises(ValueError, match=r"method='conditional' enforces C'x = y'.*needs the coarse field"):
-        da_k.downscale.sample(white, factor=1, scale=0.5, method="conditional")
+    with pytest.raises(ValueError, match=r"sampler='conditional' enforces C'x = y'.*needs the coarse field"):
+        da_k.downscale.sample(white, factor=1, scale=0.5, sampler="conditional")
     with pytest.raises(ValueError, match="n must be an integer >= 1, got 0"):
         da.downscale.ensemble(0, cm, scale=0.5)
     with pytest.raises(ValueError, match="reduce=\\['mean', 'median'\\] is not understood"):
         da.downscale.ensemble(3, cm, scale=0.5, reduce=["mean", "median"])
     with pytest.raises(ValueError, match="reduce includes 'exceedance': pass threshold="):
         da.downscale.ensemble(3, cm, scale=0.5, reduce="exceedance")
-    with pytest.raises(ValueError, match=r"q must be in \[0.0, 1.0\], got 1.5"):
+    with pytest.raises(ValueError, match=r"q must be probabilities in \[0, 1\], got 1.5"):
         da.downscale.ensemble(3, cm, scale=0.5, reduce="quantile", q=1.5)
     with pytest.raises(ValueError, match=r"card.sigma_data=1.0 contradicts the denoiser's sigma_data=0.5"):
         DownscalingModel(cm.denoiser, {"sigma_data": 1.0})
@@ -350,7 +357,7 @@ def test_option_errors(rng, cm, white):
 @pytest.mark.parametrize("method", ["heun", "conditional"])
 def test_conserve_keeps_block_means_in_physical_units(rng, white, method):
     da = _coarse(rng, (3, 4, 4), units="K")
-    kw = dict(scale=1.0, method=method, steps=6, device="cpu")
+    kw = dict(scale=1.0, sampler=method, steps=6, device="cpu")
     free = da.downscale.sample(white, conserve="none", **kw)
     back_free = xdownscale.coarsen(free.astype("float64"), 4)
     if method == "heun":  # without conservation the block means wander

@@ -10,8 +10,9 @@ import torch
 import xarray as xr
 
 import xdownscale.models as zoo
-from xdownscale.models import trainer
-from xdownscale.train import main, train
+from xdownscale.nn import training as trainer
+from xdownscale.cli import main as cli_main
+from xdownscale.train import train
 
 TINY = dict(batch_size=4, crop=16, channels=(8,), progress=False, device="cpu", lr=2e-3)
 
@@ -48,7 +49,7 @@ def fields(rng, n=6, size=24, nan_block=False) -> xr.DataArray:
 def test_tiny_training_lowers_the_loss_and_loads_through_the_registry(rng, tmp_path):
     out = tmp_path / "mine.pt"
     da = fields(rng, nan_block=True)
-    m = train(da, output=out, steps=60, transform="log", factors=(4,),
+    m = train(da, output=out, iterations=60, transform="log", factors=(4,),
               name="mine", card={"version": "2", "description": "test"}, seed=1, **TINY)
     tr = m.card.training
     assert tr["final_loss"] < 0.8 * tr["initial_loss"], tr
@@ -70,7 +71,7 @@ def test_tiny_training_lowers_the_loss_and_loads_through_the_registry(rng, tmp_p
 @pytest.mark.training
 def test_consistency_training_runs_and_loads(rng, tmp_path):
     out = tmp_path / "ct.pt"
-    m = train(fields(rng), kind="consistency", output=out, steps=8, sigma_max=10.0, **TINY)
+    m = train(fields(rng), parameterisation="consistency", output=out, iterations=8, sigma_max=10.0, **TINY)
     assert m.card.parameterisation == "consistency"
     assert math.isfinite(m.card.training["final_loss"])
     loaded = zoo.load(out)
@@ -84,14 +85,14 @@ def test_consistency_training_runs_and_loads(rng, tmp_path):
 def test_resume_gives_the_same_weights_as_one_run(rng, tmp_path):
     da = fields(rng)
     ck = tmp_path / "run.ckpt"
-    one = train(da, steps=6, checkpoint=tmp_path / "one.ckpt", **TINY)
-    train(da, steps=3, checkpoint=ck, **TINY)
-    two = train(da, steps=6, checkpoint=ck, **TINY)
+    one = train(da, iterations=6, checkpoint=tmp_path / "one.ckpt", **TINY)
+    train(da, iterations=3, checkpoint=ck, **TINY)
+    two = train(da, iterations=6, checkpoint=ck, **TINY)
     assert two.card.training["steps"] == 6
     for a, b in zip(one.denoiser.state_dict().values(), two.denoiser.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"other options \(lr: 0.002 -> 0.001\)"):
-        train(da, steps=7, checkpoint=ck, **{**TINY, "lr": 1e-3})
+        train(da, iterations=7, checkpoint=ck, **{**TINY, "lr": 1e-3})
     # a checkpoint from before an option existed resumes when the option keeps its default ...
     import json
 
@@ -100,24 +101,24 @@ def test_resume_gives_the_same_weights_as_one_run(rng, tmp_path):
     del old["flips"], old["periodic_y"]
     payload["config"] = json.dumps(old)
     torch.save(payload, ck)
-    assert train(da, steps=7, checkpoint=ck, **TINY).card.training["steps"] == 7
+    assert train(da, iterations=7, checkpoint=ck, **TINY).card.training["steps"] == 7
     # ... and not when it does not
     with pytest.raises(ValueError, match=r"other options \(flips: True -> False\)"):
-        train(da, steps=8, checkpoint=ck, flips=False, **TINY)
+        train(da, iterations=8, checkpoint=ck, flips=False, **TINY)
 
 
 @pytest.mark.training
 def test_time_limit_stops_and_checkpoints(rng, tmp_path):
     ck = tmp_path / "t.ckpt"
-    m = train(fields(rng), steps=1000, checkpoint=ck, time_limit=0.0, **TINY)
+    m = train(fields(rng), iterations=1000, checkpoint=ck, time_limit=0.0, **TINY)
     assert m.card.training["steps"] == 1 and m.card.training["finished"] is False
     assert ck.exists()
 
 
 def test_seed_makes_training_reproducible(rng):
     da = fields(rng)
-    a = train(da, steps=2, seed=3, **TINY)
-    b = train(da, steps=2, seed=3, **TINY)
+    a = train(da, iterations=2, seed=3, **TINY)
+    b = train(da, iterations=2, seed=3, **TINY)
     for p, q in zip(a.denoiser.parameters(), b.denoiser.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
@@ -143,12 +144,12 @@ def test_crop_sampler_without_flips_keeps_orientation():
 
 @pytest.mark.training
 def test_periodic_option_reaches_the_network_and_the_card(rng):
-    m = train(fields(rng), steps=1, periodic=(True, True), flips=False, **TINY)
+    m = train(fields(rng), iterations=1, periodic=(True, True), flips=False, **TINY)
     cfg = m.card.network["config"]
     assert cfg["periodic_x"] is True and cfg["periodic_y"] is True and m.card.periodic_x
     assert "flips" not in m.card.training["augmentation"]
     with pytest.raises(ValueError, match=r"periodic='xy' is not understood; use 'auto' or \(bool, bool\)"):
-        train(fields(rng), steps=1, periodic="xy", **TINY)
+        train(fields(rng), iterations=1, periodic="xy", **TINY)
 
 
 def test_masked_loss_ignores_nan_cells():
@@ -199,9 +200,9 @@ def test_pseudo_huber_loss_value():
 @pytest.mark.parametrize(
     ("kwargs", "err", "match"),
     [
-        ({"kind": "ddpm"}, ValueError, "kind='ddpm' is not supported"),
+        ({"parameterisation": "ddpm"}, ValueError, "parameterisation='ddpm' is not supported"),
         ({"transform": "sqrt"}, ValueError, "transform='sqrt' is not supported"),
-        ({"steps": 0}, ValueError, "steps must be an integer >= 1"),
+        ({"iterations": 0}, ValueError, "iterations must be an integer >= 1"),
         ({"crop": 64}, ValueError, "at least crop=64 cells"),
         ({"min_valid": 0}, ValueError, r"min_valid must be in \(0, 1\]"),
         ({"scale_range": "minmax"}, ValueError, "scale_range='minmax' is not understood"),
@@ -209,7 +210,7 @@ def test_pseudo_huber_loss_value():
 )
 def test_bad_options(rng, kwargs, err, match):
     with pytest.raises(err, match=match):
-        train(fields(rng), **{**TINY, "steps": 1, **kwargs})
+        train(fields(rng), **{**TINY, "iterations": 1, **kwargs})
 
 
 def test_bad_input_types_and_units(rng):
@@ -230,7 +231,7 @@ def test_cli_trains_and_writes_a_loadable_file(rng, tmp_path, capsys):
     nc = tmp_path / "hr.nc"
     fields(rng).to_dataset().to_netcdf(nc)
     out = tmp_path / "cli.pt"
-    assert main([str(nc), "--var", "pr", "--output", str(out), "--steps", "3", "--batch-size", "2",
+    assert cli_main(["train", str(nc), "--var", "pr", "--output", str(out), "--iterations", "3", "--batch-size", "2",
                  "--crop", "16", "--channels", "8", "--transform", "log", "--device", "cpu",
                  "--factors", "4", "--isel", "time=0:4"]) == 0
     assert "sha256" in capsys.readouterr().out
@@ -241,10 +242,10 @@ def test_cli_trains_and_writes_a_loadable_file(rng, tmp_path, capsys):
 @pytest.mark.training
 def test_init_fine_tunes_a_trained_model_in_its_own_space(rng, tmp_path):
     base_file = tmp_path / "base.pt"
-    base = train(with_zeros(rng), output=base_file, steps=40, transform="log", seed=1, **TINY)
+    base = train(with_zeros(rng), output=base_file, iterations=40, transform="log", seed=1, **TINY)
     other = with_zeros(rng) * 0.5  # another region, mapped into the base model's space
     # one step at a negligible learning rate: the weights are the base model's
-    same = train(other, init=base_file, steps=1, seed=2, **{**TINY, "lr": 1e-12})
+    same = train(other, init=base_file, iterations=1, seed=2, **{**TINY, "lr": 1e-12})
     for a, b in zip(base.denoiser.state_dict().values(), same.denoiser.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     for key in ("transform", "scale_min", "scale_max", "sigma_data", "sigma_min", "sigma_max"):
@@ -252,38 +253,38 @@ def test_init_fine_tunes_a_trained_model_in_its_own_space(rng, tmp_path):
     assert same.card.extra["network"] == base.card.extra["network"]
     assert same.card.extra["output_range"] == [-1.0, 1.0]
     assert same.card.training["init"] == {"name": "my-model", "sha256": base.card.sha256, "steps": 40}
-    tuned = train(other, init=base, steps=5, seed=2, **TINY)  # a loaded model works as init too
+    tuned = train(other, init=base, iterations=5, seed=2, **TINY)  # a loaded model works as init too
     assert tuned.card.training["steps"] == 5 and tuned.card.training["init"]["sha256"] == base.card.sha256
     # data the model cannot produce (beyond its clipped output range) are refused, not capped
     peak = float(base.card.inverse_transform(np.array([1.0]))[0])
     spiky = other.copy(deep=True)
     spiky[0, 5, 5] = 1000.0
     with pytest.raises(ValueError, match=r"1 cells of the fine-tuning data \(values 1000 to 1000\) lie outside the range \[0, "):
-        train(spiky, init=base, steps=1, **TINY)
+        train(spiky, init=base, iterations=1, **TINY)
     assert peak < 1000.0
 
 
 def test_init_refuses_options_that_the_model_fixes(rng, tmp_path):
     base_file = tmp_path / "base.pt"
-    train(fields(rng), output=base_file, steps=1, **TINY)  # identity transform
+    train(fields(rng), output=base_file, iterations=1, **TINY)  # identity transform
     with pytest.raises(ValueError, match=r"channels=\(16,\) conflicts with init='my-model'.*fixes channels = \(8,\)"):
-        train(fields(rng), init=base_file, steps=1, **{**TINY, "channels": (16,)})
+        train(fields(rng), init=base_file, iterations=1, **{**TINY, "channels": (16,)})
     with pytest.raises(ValueError, match=r"transform='log' conflicts"):
-        train(fields(rng), init=base_file, steps=1, transform="log", **TINY)
+        train(fields(rng), init=base_file, iterations=1, transform="log", **TINY)
     with pytest.raises(TypeError, match="init must be a registered model name"):
-        train(fields(rng), init=3, steps=1, **TINY)
+        train(fields(rng), init=3, iterations=1, **TINY)
 
 
 @pytest.mark.training
 def test_checkpoint_remembers_its_init(rng, tmp_path):
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     data = with_zeros(rng)
-    train(data, output=a, steps=1, transform="log", seed=1, **TINY)
-    train(data, output=b, steps=1, transform="log", seed=2, **TINY)
+    train(data, output=a, iterations=1, transform="log", seed=1, **TINY)
+    train(data, output=b, iterations=1, transform="log", seed=2, **TINY)
     ck = tmp_path / "ft.ckpt"
-    train(data * 0.5, init=a, steps=2, checkpoint=ck, **TINY)
+    train(data * 0.5, init=a, iterations=2, checkpoint=ck, **TINY)
     with pytest.raises(ValueError, match=r"other options \(init: "):
-        train(data * 0.5, init=b, steps=3, checkpoint=ck, **TINY)
+        train(data * 0.5, init=b, iterations=3, checkpoint=ck, **TINY)
 
 
 @pytest.mark.training
@@ -291,12 +292,14 @@ def test_cli_fine_tunes_with_init(rng, tmp_path, capsys):
     nc = tmp_path / "hr.nc"
     fields(rng).to_dataset().to_netcdf(nc)
     base = tmp_path / "base.pt"
-    args = [str(nc), "--var", "pr", "--steps", "2", "--batch-size", "2", "--crop", "16", "--device", "cpu"]
-    assert main([*args, "--output", str(base), "--channels", "8", "--transform", "log"]) == 0
+    args = [str(nc), "--var", "pr", "--iterations", "2", "--batch-size", "2", "--crop", "16", "--device", "cpu"]
+    assert cli_main(["train", *args, "--output", str(base), "--channels", "8", "--transform", "log"]) == 0
     out = tmp_path / "tuned.pt"
-    assert main([*args, "--output", str(out), "--init", str(base)]) == 0
+    assert cli_main(["train", *args, "--output", str(out), "--init", str(base)]) == 0
     card = zoo.load(out).card
     assert card.transform == "log" and card.training["init"]["sha256"] == zoo.io.file_sha256(base)
-    with pytest.raises(SystemExit):
-        main([*args, "--output", str(out), "--init", str(base), "--channels", "16"])
-    assert "--init" in capsys.readouterr().err
+    capsys.readouterr()
+    code = cli_main(["train", *args, "--output", str(out), "--init", str(base), "--channels", "16"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--init" in err and "--channels" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

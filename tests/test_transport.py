@@ -58,13 +58,13 @@ def test_wrapper_equals_core_eager_and_dask(trio, chunked):
 
 def test_dask_result_does_not_depend_on_chunks_or_batches(trio):
     sim, ref, hist = trio
-    ot = OptimalTransportDebiaser(reg=0.01).fit(hist, ref)
-    a = ot.transform(sim).values
-    b = ot.transform(sim.chunk(time=7), batch_size=3).values
+    ot = OptimalTransportDebiaser(reg=0.01).fit(ref, hist)
+    a = ot.apply(sim).values
+    b = ot.apply(sim.chunk(time=7), batch_size=3).values
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     # the fitted arrays enter the graph once, not once per task
-    graph = dict(ot.transform(sim.chunk(time=7)).data.__dask_graph__())
-    holders = [k for k, v in graph.items() if len(pickle.dumps(v)) > ot.z_.nbytes]
+    graph = dict(ot.apply(sim.chunk(time=7)).data.__dask_graph__())
+    holders = [k for k, v in graph.items() if len(pickle.dumps(v)) > ot.state_.z.nbytes]
     assert len(holders) == 1 and len(graph) > 20
 
 
@@ -81,11 +81,11 @@ def test_fine_ref_is_coarsened_with_block_mean(rng, trio):
     sim, _, hist = trio
     fine = _field(rng, 150, 6, 8, loc=1.0)
     fine = fine.assign_coords(y=np.arange(6) / 2 + 0.25, x=np.arange(8) / 2 + 0.25)
-    ot = OptimalTransportDebiaser(reg=0.01).fit(hist, fine)
-    assert ot.coarsen_factor_ == (2, 2)
+    ot = OptimalTransportDebiaser(reg=0.01).fit(fine, hist)
+    assert list(ot.state_.attrs["coarsen_factor"]) == [2, 2]
     coarse = fine.coarsen(y=2, x=2).mean()
     xr.testing.assert_allclose(
-        ot.transform(sim), OptimalTransportDebiaser(reg=0.01).fit(hist, coarse).transform(sim)
+        ot.apply(sim), OptimalTransportDebiaser(reg=0.01).fit(coarse, hist).apply(sim)
     )
 
 
@@ -96,9 +96,10 @@ def test_nan_cells_and_empty_snapshots(trio):
     hist[7] = np.nan  # an all-NaN snapshot is left out
     sim = sim.copy()
     sim[3, 0, 0] = np.nan  # this snapshot cannot be mapped
-    ot = OptimalTransportDebiaser(reg=0.01).fit(hist, ref)
-    assert ot.n_hist_ == 199 and ot.n_dropped_ == 1 and int(ot.mask_.sum()) == 11
-    out = ot.transform(sim)
+    ot = OptimalTransportDebiaser(reg=0.01).fit(ref, hist)
+    a = ot.state_.attrs
+    assert a["n_hist"] == 199 and a["n_dropped"] == 1 and int(ot.state_.mask.sum()) == 11
+    out = ot.apply(sim)
     assert bool(out[:, 1, 2].isnull().all())
     assert bool(out[3].isnull().all())
     assert int(out.isnull().sum()) == 60 + 11
@@ -106,23 +107,29 @@ def test_nan_cells_and_empty_snapshots(trio):
 
 def test_save_load_round_trip(tmp_path, trio):
     sim, ref, hist = trio
-    ot = OptimalTransportDebiaser(reg=0.01, n_samples=150, seed=3).fit(hist, ref)
+    ot = OptimalTransportDebiaser(reg=0.01, n_samples=150, seed=3).fit(ref, hist)
     path = tmp_path / "map.nc"
     ot.save(path)
-    back = OptimalTransportDebiaser.load(path)
-    xr.testing.assert_identical(back.transform(sim).drop_attrs(), ot.transform(sim).drop_attrs())
-    assert (back.n_iter_, back.converged_, back.coarsen_factor_) == (ot.n_iter_, True, (1, 1))
-    assert back.n_samples == 150 and back.n_hist_ == 150 and "n=150" in repr(back)
-    with pytest.raises(ValueError, match="is not an xdownscale optimal-transport map"):
-        xr.Dataset({"a": ("x", [1.0])}).to_netcdf(tmp_path / "other.nc")
-        OptimalTransportDebiaser.load(tmp_path / "other.nc")
+    back = OptimalTransportDebiaser.open(path)
+    xr.testing.assert_identical(back.apply(sim).drop_attrs(), ot.apply(sim).drop_attrs())
+    a, b = ot.state_.attrs, back.state_.attrs
+    assert (b["n_iter"], bool(b["converged"]), list(b["coarsen_factor"])) == (a["n_iter"], True, [1, 1])
+    assert back.n_samples == 150 and b["n_hist"] == 150 and "n=150" in repr(back)
+    assert back.apply(sim).attrs["units"] == "mm"
+    zarr_path = tmp_path / "map.zarr"
+    ot.save(zarr_path)
+    again = OptimalTransportDebiaser.open(zarr_path)
+    xr.testing.assert_identical(again.apply(sim).drop_attrs(), ot.apply(sim).drop_attrs())
+    xr.Dataset({"a": ("x", [1.0])}).to_netcdf(tmp_path / "other.nc")
+    with pytest.raises(ValueError, match="is not a fitted OptimalTransportDebiaser state"):
+        OptimalTransportDebiaser.open(tmp_path / "other.nc")
 
 
 def test_subsampling_is_seeded(trio):
     sim, ref, hist = trio
-    a = OptimalTransportDebiaser(reg=0.01, n_samples=100, seed=1).fit(hist, ref).transform(sim)
-    b = OptimalTransportDebiaser(reg=0.01, n_samples=100, seed=1).fit(hist, ref).transform(sim)
-    c = OptimalTransportDebiaser(reg=0.01, n_samples=100, seed=2).fit(hist, ref).transform(sim)
+    a = OptimalTransportDebiaser(reg=0.01, n_samples=100, seed=1).fit(ref, hist).apply(sim)
+    b = OptimalTransportDebiaser(reg=0.01, n_samples=100, seed=1).fit(ref, hist).apply(sim)
+    c = OptimalTransportDebiaser(reg=0.01, n_samples=100, seed=2).fit(ref, hist).apply(sim)
     xr.testing.assert_identical(a, b)
     assert not np.allclose(a, c)
 
@@ -153,8 +160,8 @@ def test_map_is_equivariant_under_affine_change_of_units(shift, scale):
 def test_not_converged_warns(trio):
     _, ref, hist = trio
     with pytest.warns(ConvergenceWarning, match=r"did not converge: marginal error .* > tol"):
-        ot = OptimalTransportDebiaser(max_iter=3, tol=1e-12).fit(hist, ref)
-    assert not ot.converged_ and ot.n_iter_ == 3
+        ot = OptimalTransportDebiaser(max_iter=3, tol=1e-12).fit(ref, hist)
+    assert not ot.state_.attrs["converged"] and ot.state_.attrs["n_iter"] == 3
 
 
 def test_bad_inputs(rng, trio, tmp_path):
@@ -173,8 +180,13 @@ def test_bad_inputs(rng, trio, tmp_path):
     nanny[1, :, 2:] = np.nan
     with pytest.raises(ValueError, match="no cell of the 3 x 4 grid is finite in every snapshot"):
         debias(sim, ref, nanny)
-    with pytest.raises(ValueError, match=r"n_samples=.* or raise max_memory"):
+    with pytest.raises(ValueError, match=r"needs about 621.88 KiB, more than the 9.77 KiB available; fit on a seeded subsample of about n_samples=16 snapshots"):
         debias(sim, ref, hist, max_memory=10_000)
+    debias(sim, ref, hist, max_memory=10_000, n_samples=16)  # the suggestion fits
+    with pytest.raises(ValueError, match=r"raise max_memory: not even 2 snapshots fit"):
+        debias(sim, ref, hist, max_memory=100)
+    with pytest.raises(MemoryError, match=r"fit on a seeded subsample of about n_samples=\d+ snapshots"):
+        debias(_field(rng, 3000, 3, 4), _field(rng, 3000, 3, 4), max_memory=40 * 2**20)
     with pytest.raises(ValueError, match=r"besides the spatial dims .* stack them"):
         debias(sim, ref.expand_dims(member=2), hist)
     with pytest.raises(ValueError, match="rename ref's"):
@@ -183,21 +195,21 @@ def test_bad_inputs(rng, trio, tmp_path):
         debias(sim, ref.values, hist)
     with pytest.raises(ValueError, match="reg must be a positive number"):
         OptimalTransportDebiaser(reg=-1.0)
-    with pytest.raises(ValueError, match="n_samples must be None or an integer >= 2"):
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 2, got 1"):
         OptimalTransportDebiaser(n_samples=1)
     with pytest.raises(ValueError, match="device='tpu' is not supported"):
         OptimalTransportDebiaser(device="tpu")
-    with pytest.raises(ValueError, match="standardize='pca' is not supported"):
+    with pytest.raises(ValueError, match=r"standardize='pca' is not supported; use one of \['global', 'cell'\]"):
         OptimalTransportDebiaser(standardize="pca")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not fitted yet"):
-        OptimalTransportDebiaser().transform(sim)
-    ot = OptimalTransportDebiaser(reg=0.01).fit(hist, ref)
+        OptimalTransportDebiaser().apply(sim)
+    ot = OptimalTransportDebiaser(reg=0.01).fit(ref, hist)
     with pytest.raises(ValueError, match="but the map was fit on 3 x 4"):
-        ot.transform(sim.isel(x=slice(0, 2)))
+        ot.apply(sim.isel(x=slice(0, 2)))
     with pytest.raises(ValueError, match="coordinates along 'y' differ"):
-        ot.transform(sim.assign_coords(y=sim.y + 10))
+        ot.apply(sim.assign_coords(y=sim.y + 10))
     with pytest.raises(ValueError, match=r"call sim.chunk\(y=-1\)"):
-        ot.transform(sim.chunk(y=1))
+        ot.apply(sim.chunk(y=1))
 
 
 def test_import_does_not_load_ot_or_torch():

@@ -1,20 +1,23 @@
-"""The ``.downscale`` DataArray accessor: one documented method per verb, no state.
+"""The ``.downscale`` accessor: one documented method per verb, no state.
 
-Each method is a thin, explicit call into the xarray wrapper of the same name; see the wrapper
-for the full documentation (Notes, References).
+Each method is one explicit call into the xarray wrapper of the same name, with the same
+parameters and defaults (a test compares the signatures); see the wrapper for the full
+documentation (Notes, References). Torch and POT are imported only by the verbs that need them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
-from . import grid, spectra
+from . import grid, qdm, sampling, spectra, transport
 
 if TYPE_CHECKING:
-    from .spectra import ScaleChoice
+    from .spectra import ScaleChoice, Transform
+
+__all__ = ["DownscaleAccessor"]
 
 
 @xr.register_dataarray_accessor("downscale")
@@ -24,24 +27,40 @@ class DownscaleAccessor:
     def __init__(self, da: xr.DataArray) -> None:
         self._obj = da
 
-    # --- grid -----------------------------------------------------------------------------
     def coarsen(
-        self, factor: int | tuple[int, int], *, spatial_dims: Sequence[Hashable] | None = None
+        self,
+        factor: int | tuple[int, int],
+        *,
+        spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
-        """NaN-aware block mean by an integer factor (C'); see :func:`xdownscale.coarsen`."""
-        return grid.coarsen(self._obj, factor, spatial_dims=spatial_dims)
+        """NaN-aware block mean by an integer factor (the coarsening map C').
+
+        See :func:`xdownscale.coarsen` for the parameters.
+        """
+        return grid.coarsen(
+            self._obj,
+            factor,
+            spatial_dims=spatial_dims,
+        )
 
     def upsample(
         self,
         factor: int | tuple[int, int],
         *,
-        method: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        interpolation: Literal['nearest', 'bilinear', 'bicubic'] = 'bilinear',
         conservative: bool = False,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
-        """Interpolate onto a finer cell-centred grid; see :func:`xdownscale.upsample`."""
+        """Interpolate onto a grid ``factor`` times finer (cell-centred).
+
+        See :func:`xdownscale.upsample` for the parameters.
+        """
         return grid.upsample(
-            self._obj, factor, method=method, conservative=conservative, spatial_dims=spatial_dims
+            self._obj,
+            factor,
+            interpolation=interpolation,
+            conservative=conservative,
+            spatial_dims=spatial_dims,
         )
 
     def lowpass(
@@ -52,25 +71,33 @@ class DownscaleAccessor:
         order: int | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
-        """Radial spectral low-pass filter; see :func:`xdownscale.lowpass`."""
+        """Remove scales smaller than a cutoff with a radial spectral filter.
+
+        See :func:`xdownscale.lowpass` for the parameters.
+        """
         return grid.lowpass(
-            self._obj, cutoff, wavelength=wavelength, order=order, spatial_dims=spatial_dims
+            self._obj,
+            cutoff,
+            wavelength=wavelength,
+            order=order,
+            spatial_dims=spatial_dims,
         )
 
-    # --- spectra --------------------------------------------------------------------------
     def psd(
         self,
         *,
         dim: Hashable | Sequence[Hashable] | None = None,
-        window: Literal["hann"] | None = None,
-        detrend: Literal["constant", "linear"] | None = None,
-        nan_policy: Literal["raise", "fill"] = "raise",
+        taper: Literal['hann'] | None = None,
+        detrend: Literal['constant', 'linear'] | None = None,
+        nan_policy: Literal['raise', 'fill'] = 'raise',
         truncate: bool = True,
-        rings: Literal["wavenumber", "index"] = "wavenumber",
+        rings: Literal['wavenumber', 'index'] = 'wavenumber',
         bins: Sequence[float] | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
-        """Radially averaged power spectral density; see :func:`xdownscale.psd`.
+        """Radially averaged power spectral density.
+
+        See :func:`xdownscale.psd` for the parameters.
 
         Examples
         --------
@@ -82,7 +109,7 @@ class DownscaleAccessor:
         return spectra.psd(
             self._obj,
             dim=dim,
-            window=window,
+            taper=taper,
             detrend=detrend,
             nan_policy=nan_policy,
             truncate=truncate,
@@ -96,53 +123,56 @@ class DownscaleAccessor:
         target: xr.DataArray,
         *,
         factor: int | None = None,
-        method: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        interpolation: Literal['nearest', 'bilinear', 'bicubic'] = 'bilinear',
         lowpass: float | None = None,
-        transform: Literal["log"] | Callable[[xr.DataArray], xr.DataArray] | None = None,
+        transform: Transform = None,
         smooth: int = 3,
         tolerance: float = 0.0,
-        normalize: float | None = None,
-        nan_policy: Literal["raise", "fill"] = "raise",
-        window: Literal["hann"] | None = None,
+        match_below: float | None = None,
+        k_max: float | None = None,
+        nan_policy: Literal['raise', 'fill'] = 'raise',
+        taper: Literal['hann'] | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> ScaleChoice:
         """Scale k* where this (source) spectrum drops below ``target``'s, and sigma*.
 
-        See :func:`xdownscale.choose_scale`.
+        See :func:`xdownscale.choose_scale` for the parameters.
         """
         return spectra.choose_scale(
             self._obj,
             target,
             factor=factor,
-            method=method,
+            interpolation=interpolation,
             lowpass=lowpass,
             transform=transform,
             smooth=smooth,
             tolerance=tolerance,
-            normalize=normalize,
+            match_below=match_below,
+            k_max=k_max,
             nan_policy=nan_policy,
-            window=window,
+            taper=taper,
             spatial_dims=spatial_dims,
         )
 
-    # --- qdm (issue 3) --------------------------------------------------------------------
     def qdm(
         self,
         ref: xr.DataArray,
         hist: xr.DataArray,
         *,
-        kind: Literal["additive", "multiplicative"] = "additive",
+        kind: Kind = 'additive',
         n_quantiles: int = 50,
-        group: Literal["time", "time.season", "time.month", "time.dayofyear"] = "time",
+        group: Group = 'time',
         window: int | None = None,
-        interp: Literal["nearest", "linear"] = "nearest",
-        extrapolation: Literal["constant", "nan"] = "constant",
+        interp: Interp = 'nearest',
+        extrapolation: Extrapolation = 'constant',
         dry_threshold: float | str | None = None,
         seed: int = 0,
         units: str | None = None,
         dim: Hashable | None = None,
     ) -> xr.DataArray:
-        """Bias-adjust this (sim) series by quantile delta mapping; see :func:`xdownscale.qdm`.
+        """Bias-adjust this (sim) series by quantile delta mapping against ``ref`` and ``hist``.
+
+        See :func:`xdownscale.qdm` for the parameters.
 
         Examples
         --------
@@ -155,9 +185,7 @@ class DownscaleAccessor:
         >>> round(float(out.mean()), 1), out.attrs["units"]
         (276.1, 'K')
         """
-        from .qdm import qdm as _qdm
-
-        return _qdm(
+        return qdm.qdm(
             self._obj,
             ref,
             hist,
@@ -173,8 +201,6 @@ class DownscaleAccessor:
             dim=dim,
         )
 
-
-    # --- debias (issue 4) -----------------------------------------------------------------
     def debias(
         self,
         ref: xr.DataArray,
@@ -182,18 +208,19 @@ class DownscaleAccessor:
         *,
         reg: float = 0.002,
         max_iter: int = 5000,
-        tol: float = 1e-4,
+        tol: float = 0.0001,
         n_samples: int | None = None,
         seed: int = 0,
-        device: str = "auto",
-        standardize: Literal["global", "cell"] = "global",
+        device: str = 'auto',
+        standardize: Literal['global', 'cell'] = 'global',
         max_memory: int | None = None,
         dim: Hashable | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
-        """Entropic optimal-transport debiasing of whole fields; see :func:`xdownscale.debias`."""
-        from . import transport
+        """Debias these (sim) fields with an entropic optimal-transport map to ``ref``.
 
+        See :func:`xdownscale.debias` for the parameters.
+        """
         return transport.debias(
             self._obj,
             ref,
@@ -210,34 +237,34 @@ class DownscaleAccessor:
             spatial_dims=spatial_dims,
         )
 
-
-    # --- sample / ensemble (issue 5) ------------------------------------------------------
     def sample(
         self,
-        model: object = None,
+        model: Any = None,
         *,
         factor: int | None = None,
-        scale: float | ScaleChoice | Literal["auto"] = "auto",
-        method: Literal["consistency", "heun", "sde", "conditional"] | None = None,
+        scale: float | ScaleChoice | Literal['auto'] = 'auto',
+        sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
         batch_size: int = 32,
-        device: str = "auto",
-        precision: Literal["float32", "bfloat16"] = "float32",
+        device: str = 'auto',
+        precision: Literal['float32', 'bfloat16'] = 'float32',
         gamma: float = 0.1,
-        interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
-        conserve: Literal["auto", "none", "additive", "multiplicative"] = "auto",
+        interpolation: Interpolation = 'bilinear',
+        conserve: Conserve = 'auto',
+        units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
-        """Downscale with a generative model, one fine field per input; see :func:`xdownscale.sample`."""
-        from . import sampling
+        """Downscale with a generative model: one fine field per input.
 
+        See :func:`xdownscale.sample` for the parameters.
+        """
         return sampling.sample(
             self._obj,
             model,
             factor=factor,
             scale=scale,
-            method=method,
+            sampler=sampler,
             steps=steps,
             seed=seed,
             batch_size=batch_size,
@@ -246,37 +273,37 @@ class DownscaleAccessor:
             gamma=gamma,
             interpolation=interpolation,
             conserve=conserve,
+            units=units,
             spatial_dims=spatial_dims,
         )
 
     def ensemble(
         self,
         n: int,
-        model: object = None,
+        model: Any = None,
         *,
-        reduce: str | Sequence[str] | None = None,
-        threshold: float | Sequence[float] | None = None,
+        reduce: str | Sequence[Statistic] | None = None,
+        threshold: float | str | Sequence[float | str] | None = None,
         q: float | Sequence[float] | None = None,
         member_chunk: int | None = None,
         factor: int | None = None,
-        scale: float | ScaleChoice | Literal["auto"] = "auto",
-        method: Literal["consistency", "heun", "sde", "conditional"] | None = None,
+        scale: float | ScaleChoice | Literal['auto'] = 'auto',
+        sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
         batch_size: int = 32,
-        device: str = "auto",
-        precision: Literal["float32", "bfloat16"] = "float32",
+        device: str = 'auto',
+        precision: Literal['float32', 'bfloat16'] = 'float32',
         gamma: float = 0.1,
-        interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
-        conserve: Literal["auto", "none", "additive", "multiplicative"] = "auto",
+        interpolation: Interpolation = 'bilinear',
+        conserve: Conserve = 'auto',
+        units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray | xr.Dataset:
         """``n`` downscaled members (dim ``realization``) or streaming statistics over them.
 
-        See :func:`xdownscale.ensemble`.
+        See :func:`xdownscale.ensemble` for the parameters.
         """
-        from . import sampling
-
         return sampling.ensemble(
             self._obj,
             n,
@@ -287,7 +314,7 @@ class DownscaleAccessor:
             member_chunk=member_chunk,
             factor=factor,
             scale=scale,
-            method=method,
+            sampler=sampler,
             steps=steps,
             seed=seed,
             batch_size=batch_size,
@@ -296,5 +323,6 @@ class DownscaleAccessor:
             gamma=gamma,
             interpolation=interpolation,
             conserve=conserve,
+            units=units,
             spatial_dims=spatial_dims,
         )

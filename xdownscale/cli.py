@@ -1,18 +1,87 @@
-"""Command line: ``xdownscale demo`` (the main job, offline), ``fetch``, ``models``, ``train``."""
+"""The command line: ``xdownscale demo | fetch | models | train``.
+
+One error policy for every command: bad arguments exit with code 2 and one line naming the
+option, the value and the fix; failures at run time exit with code 1 and a one-line cause.
+No traceback for a user error (set ``XDOWNSCALE_DEBUG=1`` to see one).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from . import __version__
+from .attrs import add_history
 from .datasets import open_sample
-from .grid import add_history, coarsen, upsample
+from .grid import coarsen, upsample
 from .spectra import choose_scale, psd
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+# ----------------------------------------------------------------------------- argument types
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small: it must be >= {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _float_in(low: float | None = None, high: float | None = None, open_low: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (value <= low if open_low else value < low):
+            raise argparse.ArgumentTypeError(f"{value:g} must be {'>' if open_low else '>='} {low:g}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value:g} must be <= {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 32,64,64"
+        ) from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: every entry must be a positive integer")
+    return values
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+    return path
+
+
+# ----------------------------------------------------------------------------- demo
 
 
 def _plot(truth, coarse, interp, sample, choice, spectra, path: Path) -> None:
@@ -85,14 +154,16 @@ def demo(
                 raise RuntimeError(f"{d} does not match the sample's grid")  # pragma: no cover
         return fine.assign_coords(lat=truth.lat, lon=truth.lon)
 
-    interp = on_truth_grid(upsample(coarse, factor, method="bicubic").clip(min=0))
+    interp = on_truth_grid(upsample(coarse, factor, interpolation="bicubic").clip(min=0))
     from .models import DEFAULT_MODEL, load
 
     net = load(model)
     model_name = net.card.name or (model or DEFAULT_MODEL)
     down = on_truth_grid(sample(coarse, net, factor=factor, steps=steps, seed=seed).compute())
     model_line = down.attrs["history"].splitlines()[0]
-    choice = choose_scale(coarse, truth, factor=factor, method="bicubic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # bicubic never crosses the truth: expected
+        choice = choose_scale(coarse, truth, factor=factor, interpolation="bicubic")
     spectra = {f"psd_{n}": psd(f) for n, f in (("truth", truth), ("bicubic", interp), ("sample", down))}
     scores = {}
     for name, field in (("bicubic", interp), ("sample", down)):
@@ -144,44 +215,7 @@ def demo(
     return nc, png
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="xdownscale", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"xdownscale {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser(
-        "demo", help="downscale the embedded radar sample with the default model (offline)"
-    )
-    p_demo.add_argument("--output", type=Path, default=Path("demo-output"), help="output folder")
-    p_demo.add_argument("--factor", type=int, default=8, help="coarsening factor (default 8)")
-    p_demo.add_argument("--steps", type=int, default=8, help="Heun steps (default 8)")
-    p_demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p_demo.add_argument("--model", default=None,
-                        help="a registered model name or weight file (default: the embedded default)")
-    p_fetch = sub.add_parser("fetch", help="pre-fill the model cache (e.g. on a login node)")
-    p_fetch.add_argument("names", nargs="*", help="registered model names")
-    p_fetch.add_argument("--all", action="store_true", help="every registered model")
-    p_models = sub.add_parser("models", help="list or describe pretrained models")
-    p_models.add_argument("action", choices=["list", "describe"])
-    p_models.add_argument("name", nargs="?", default=None, help="name or path (describe)")
-    sub.add_parser("train", help="train a model on your data (see: xdownscale train --help)",
-                   add_help=False)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "train":
-        from .train import main as train_main
-
-        return train_main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "fetch":
-        from .models.__main__ import main as models_main
-
-        return models_main(["fetch", *args.names, *(["--all"] if args.all else [])])
-    if args.command == "models":
-        from .models.__main__ import main as models_main
-
-        return models_main([args.action] + ([args.name] if args.name else []))
-    import warnings
-
+def _demo(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         nc, png = demo(args.output, args.factor, args.steps, args.seed, args.model)
@@ -196,6 +230,180 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"wrote {nc}\nwrote {png}")
     return 0
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .models import describe, fetch, fetch_all, list_models
+    from .models.registry import REGISTRY, base_url, cache_dir
+
+    if args.command == "models" and args.action == "list":
+        for name in list_models():
+            e = REGISTRY[name]
+            where = "embedded" if e.embedded else "download"
+            print(f"{name:<16} v{e.version:<4} {where:<9} {e.description}")
+    elif args.command == "models":
+        print(repr(describe(args.name)))
+    else:
+        if not args.all and not args.names:
+            raise _Usage("fetch", "name the models to fetch, or pass --all")
+        paths = fetch_all() if args.all else {n: fetch(n) for n in args.names}
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+        print(f"cache: {cache_dir()} (XDOWNSCALE_CACHE), base URL: {base_url()} (XDOWNSCALE_BASE_URL)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    arrays = []
+    for f in args.files:
+        with xr.open_dataset(f) as ds:
+            if args.var not in ds:
+                raise _Usage("--var", f"{f} has no variable {args.var!r}; it has {sorted(ds.data_vars)}")
+            a = ds[args.var]
+            if args.isel:
+                dim, _, rng = args.isel.partition("=")
+                lo, _, hi = rng.partition(":")
+                try:
+                    sl = slice(int(lo) if lo else None, int(hi) if hi else None)
+                except ValueError:
+                    raise _Usage("--isel", f"{args.isel!r} is not 'dim=start:stop', e.g. time=0:100") from None
+                if dim not in a.dims:
+                    raise _Usage("--isel", f"{dim!r} is not a dim of {args.var!r} (dims {tuple(a.dims)})")
+                a = a.isel({dim: sl})
+            arrays.append(a.load())
+    periodic = "auto" if args.periodic == "auto" else ("y" in args.periodic, "x" in args.periodic)
+    fixed = {"parameterisation": args.parameterisation, "transform": args.transform,
+             "sigma_max": args.sigma_max, "channels": tuple(args.channels), "periodic": periodic}
+    if args.init:
+        defaults = {"parameterisation": "edm", "transform": "identity", "sigma_max": 80.0,
+                    "channels": (32, 64, 64), "periodic": "auto"}
+        changed = [k for k, v in fixed.items() if v != defaults[k]]
+        if changed:
+            raise _Usage("--init", f"{args.init} fixes {', '.join('--' + k.replace('_', '-') for k in changed)}; "
+                         "leave them out to fine-tune that model")
+        fixed = {"init": args.init}
+    model = train(
+        arrays, output=args.output, name=args.name, iterations=args.iterations,
+        batch_size=args.batch_size, crop=args.crop, lr=args.lr, factors=args.factors,
+        min_valid=args.min_valid, flips=not args.no_flips, checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every, time_limit=args.time_limit,
+        resume=not args.no_resume, seed=args.seed, device=args.device, **fixed,
+    )
+    print(f"wrote {args.output} (sha256 {model.card.sha256}); load it with "
+          f"xdownscale.models.load({str(args.output)!r})")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+class _Usage(Exception):
+    """A bad argument found after parsing: exit code 2 with one line."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``xdownscale`` argument parser (all sub-commands)."""
+    parser = argparse.ArgumentParser(
+        prog="xdownscale",
+        description="Downscale coarse fields with xarray: demo, fetch, models, train.",
+    )
+    parser.add_argument("--version", action="version", version=f"xdownscale {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="downscale the embedded radar sample with the default model (offline)")
+    p.add_argument("--output", type=Path, default=Path("demo-output"), help="output folder")
+    p.add_argument("--factor", type=_int_at_least(2), default=8, help="coarsening factor (default 8)")
+    p.add_argument("--steps", type=_int_at_least(1), default=8, help="Heun steps (default 8)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--model", default=None,
+                   help="a registered model name or weight file (default: the embedded default)")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("fetch", help="pre-fill the model cache (e.g. on a login node)")
+    p.add_argument("names", nargs="*", help="registered model names")
+    p.add_argument("--all", action="store_true", help="every registered model")
+    p.set_defaults(run=_models)
+
+    p = sub.add_parser("models", help="list or describe pretrained models")
+    p.add_argument("action", choices=["list", "describe"])
+    p.add_argument("name", nargs="?", default=None, help="name or path (describe)")
+    p.set_defaults(run=_models)
+
+    p = sub.add_parser(
+        "train", help="train a model on your high-resolution fields",
+        description="Train an EDM denoiser or a consistency model on high-resolution fields and "
+        "write weights plus a model card loadable with xdownscale.models.load(path).",
+    )
+    p.add_argument("files", nargs="+", type=_existing_file, help="netCDF file(s) of high-resolution fields")
+    p.add_argument("--var", required=True, help="variable name in the file(s)")
+    p.add_argument("--output", required=True, help="weight file to write (.pt)")
+    p.add_argument("--init", default=None,
+                   help="fine-tune this model (a registered name or a weight file) instead of "
+                   "starting from random weights; it fixes the network and transform")
+    p.add_argument("--parameterisation", choices=("edm", "consistency"), default="edm")
+    p.add_argument("--name", default="my-model")
+    p.add_argument("--transform", choices=("identity", "log"), default="identity")
+    p.add_argument("--iterations", type=_int_at_least(1), default=2000, help="optimiser steps in all")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=32)
+    p.add_argument("--crop", type=_int_at_least(4), default=64)
+    p.add_argument("--lr", type=_float_in(0.0, open_low=True), default=2e-4)
+    p.add_argument("--channels", type=_int_list, default=[32, 64, 64], help="comma-separated UNet channels")
+    p.add_argument("--sigma-max", type=_float_in(0.0, open_low=True), default=80.0)
+    p.add_argument("--factors", type=_int_list, default=[], help="comma-separated supported factors")
+    p.add_argument("--min-valid", type=_float_in(0.0, 1.0, open_low=True), default=0.9)
+    p.add_argument("--periodic", default="auto", choices=("auto", "x", "y", "xy", "yx", "none"),
+                   help="periodic axes (circular padding)")
+    p.add_argument("--no-flips", action="store_true", help="no random flips of the crops")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--checkpoint-every", type=_float_in(0.0, open_low=True), default=300.0, help="seconds")
+    p.add_argument("--time-limit", type=_float_in(0.0, open_low=True), default=None, help="seconds for this sitting")
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--isel", default=None, help="select along a dim before training, e.g. 'time=0:100'")
+    p.set_defaults(run=_train)
+    return parser
+
+
+_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, _Usage)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``xdownscale`` command line; returns the exit code (argparse exits on bad syntax)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = os.environ.get("XDOWNSCALE_DEBUG", "") not in ("", "0")
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print(f"xdownscale {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as err:
+        if debug:
+            raise
+        print(f"xdownscale {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:  # a failure at run time: one line, non-zero
+        if debug:
+            raise
+        print(f"xdownscale {args.command}: failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

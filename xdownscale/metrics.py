@@ -15,7 +15,7 @@ non-spatial dim; pass ``dim=`` (a name or a list) to choose. Dims of ``generated
 NaN
 ---
 Per-point metrics (:func:`kld`, :func:`wasserstein`, :func:`crps`) give NaN at a point whose
-samples hold NaN (a mask), and their spatial reductions skip such points. :func:`mean_error`,
+samples hold NaN (a mask), and their spatial aggregates skip such points. :func:`mean_error`,
 :func:`quantile_error`, :func:`variability` and :func:`constraint_rmse` skip NaN samples.
 Field metrics (:func:`melr`, :func:`cov_rmse`, :func:`mmd`) need complete fields: they return
 NaN (or raise, :func:`melr` with ``nan_policy="raise"``) when a field holds NaN.
@@ -30,7 +30,8 @@ import numpy as np
 import xarray as xr
 
 from . import np_metrics
-from .grid import check_floating, coarsen, find_spatial_dims, find_time_dim
+from .checks import check_dataarray, check_finite, find_spatial_dims, find_time_dim
+from .grid import coarsen
 from .spectra import psd
 
 __all__ = [
@@ -48,20 +49,15 @@ __all__ = [
 ]
 
 Dims = Hashable | Sequence[Hashable] | None
-Reduce = Literal["mean", "sum"] | None
+Aggregate = Literal["mean", "sum"] | None
 _GEN, _REF, _FEAT = "_sample_generated", "_sample_reference", "_feature"
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_da(obj: object, name: str) -> None:
-    if not isinstance(obj, xr.DataArray):
-        raise TypeError(
-            f"{name} must be an xarray.DataArray, got {type(obj).__name__}; wrap numpy arrays "
-            f"with xr.DataArray(values, dims=(...)) or use xdownscale.np_metrics"
-        )
-    check_floating(obj, name)
+def _check_da(obj: object, name: str) -> xr.DataArray:
+    return check_finite(check_dataarray(obj, name), name)
 
 
 def _as_list(dim: Dims) -> list[Hashable]:
@@ -97,8 +93,8 @@ def _resolve(
     Returns ``generated`` with the spatial coordinates of ``reference`` when they agree to
     round-off (e.g. after :func:`xdownscale.coarsen`), so that they align exactly.
     """
-    _check_da(generated, "generated")
-    _check_da(reference, "reference")
+    generated = _check_da(generated, "generated")
+    reference = _check_da(reference, "reference")
     y, x = find_spatial_dims(reference, spatial_dims)
     for d in (y, x):
         if d not in generated.dims:
@@ -159,14 +155,14 @@ def _whole(da: xr.DataArray, dims: Sequence[Hashable]) -> xr.DataArray:
     return da.chunk({d: -1 for d in dims})
 
 
-def _reduce_points(out: xr.DataArray, how: Reduce, y: Hashable, x: Hashable) -> xr.DataArray:
+def _aggregate(out: xr.DataArray, how: Aggregate, y: Hashable, x: Hashable) -> xr.DataArray:
     if how is None:
         return out
     if how == "mean":
         return out.mean((y, x), skipna=True, keep_attrs=True)
     if how == "sum":
         return out.sum((y, x), skipna=True, min_count=1, keep_attrs=True)
-    raise ValueError(f"reduce={how!r} is not supported; use 'mean', 'sum' or None (per point)")
+    raise ValueError(f"aggregate={how!r} is not supported; use 'mean', 'sum' or None (per point)")
 
 
 def _pointwise(
@@ -285,7 +281,7 @@ def kld(
     reference: xr.DataArray,
     *,
     dim: Dims = None,
-    reduce: Reduce = "sum",
+    aggregate: Aggregate = "sum",
     n_grid: int = 256,
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> xr.DataArray:
@@ -298,7 +294,7 @@ def kld(
         distribution.
     dim : hashable or sequence of hashable, optional
         Sample dim(s) of ``reference`` (see the module docstring).
-    reduce : {"sum", "mean", None}
+    aggregate : {"sum", "mean", None}
         Sum over grid points (Wan et al. 2023, default), mean, or None for the per-point map.
     n_grid : int
         Points of each grid point's common evaluation grid.
@@ -326,7 +322,7 @@ def kld(
     >>> rng = np.random.default_rng(0)
     >>> ref = xr.DataArray(rng.normal(size=(500, 2, 2)), dims=("time", "y", "x"))
     >>> gen = ref + 1.0
-    >>> float(kld(ref, ref)), round(float(kld(gen, ref, reduce="mean")), 1)
+    >>> float(kld(ref, ref)), round(float(kld(gen, ref, aggregate="mean")), 1)
     (0.0, 0.5)
     """
     if not isinstance(n_grid, (int, np.integer)) or n_grid < 16:
@@ -335,7 +331,7 @@ def kld(
         np_metrics.kld, generated, reference, dim, spatial_dims, {"n_grid": int(n_grid)}
     )
     out = _name(out, "kld", "KL divergence of KDE densities, KL(reference || generated)", "1")
-    return _reduce_points(out, reduce, y, x)
+    return _aggregate(out, aggregate, y, x)
 
 
 def wasserstein(
@@ -343,7 +339,7 @@ def wasserstein(
     reference: xr.DataArray,
     *,
     dim: Dims = None,
-    reduce: Reduce = "mean",
+    aggregate: Aggregate = "mean",
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> xr.DataArray:
     """Per-point Wasserstein-1 distance between generated and reference values.
@@ -354,7 +350,7 @@ def wasserstein(
         Fields on the same grid; sample sizes may differ.
     dim : hashable or sequence of hashable, optional
         Sample dim(s) of ``reference`` (see the module docstring).
-    reduce : {"mean", "sum", None}
+    aggregate : {"mean", "sum", None}
         Average over grid points (default), sum, or None for the per-point map.
     spatial_dims : (hashable, hashable), optional
         Override the discovered ``(y, x)`` dims.
@@ -379,7 +375,7 @@ def wasserstein(
     """
     out, y, x = _pointwise(np_metrics.wasserstein, generated, reference, dim, spatial_dims, {})
     out = _name(out, "wasserstein", "Wasserstein-1 distance", _units(reference))
-    return _reduce_points(out, reduce, y, x)
+    return _aggregate(out, aggregate, y, x)
 
 
 def _fields(
@@ -651,8 +647,8 @@ def crps(
     >>> float(crps(ens, obs)[0]), float(crps(ens, obs, fair=True)[0])
     (0.5, 0.0)
     """
-    _check_da(generated, "generated")
-    _check_da(reference, "reference")
+    generated = _check_da(generated, "generated")
+    reference = _check_da(reference, "reference")
     if dim not in generated.dims:
         raise ValueError(
             f"generated has no ensemble dim {dim!r} (its dims are {tuple(generated.dims)}); "
@@ -686,8 +682,8 @@ def _coarse_pair(
     spatial_dims: Sequence[Hashable] | None,
 ) -> tuple[xr.DataArray, xr.DataArray, Hashable, Hashable]:
     """``C' generated`` and ``reference`` on one grid, spatial coordinates dropped."""
-    _check_da(generated, "generated")
-    _check_da(reference, "reference")
+    generated = _check_da(generated, "generated")
+    reference = _check_da(reference, "reference")
     y, x = find_spatial_dims(generated, spatial_dims)
     yr, xr_ = find_spatial_dims(reference, spatial_dims)
     if factor is None:
@@ -851,7 +847,7 @@ def variability(
     >>> float(variability(s))
     1.0
     """
-    _check_da(generated, "generated")
+    generated = _check_da(generated, "generated")
     find_spatial_dims(generated, spatial_dims)
     if dim not in generated.dims:
         raise ValueError(

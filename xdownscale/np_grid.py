@@ -50,7 +50,7 @@ def _keys(t: np.ndarray, a: float = -0.5) -> np.ndarray:
     return out
 
 
-def interp_matrix(n: int, factor: int, method: InterpMethod, periodic: bool) -> np.ndarray:
+def interp_matrix(n: int, factor: int, interpolation: InterpMethod, periodic: bool) -> np.ndarray:
     """Weights ``W`` (n * factor, n) mapping cell centres of a coarse axis to a fine axis.
 
     Fine cell ``j`` sits at coarse-index position ``p = (j + 0.5) / factor - 0.5`` (cell-centred
@@ -58,21 +58,21 @@ def interp_matrix(n: int, factor: int, method: InterpMethod, periodic: bool) -> 
     (constant extrapolation over the outer half cell).
     """
     p = (np.arange(n * factor) + 0.5) / factor - 0.5
-    if method == "nearest":
+    if interpolation == "nearest":
         offsets = np.zeros((1,), dtype=int)
         base = np.floor(p + 0.5).astype(int)
         weights = np.ones((p.size, 1))
     else:
         base = np.floor(p).astype(int)
         t = p - base
-        if method == "bilinear":
+        if interpolation == "bilinear":
             offsets = np.array([0, 1])
             weights = np.stack([1 - t, t], axis=1)
-        elif method == "bicubic":
+        elif interpolation == "bicubic":
             offsets = np.array([-1, 0, 1, 2])
             weights = _keys(t[:, None] - offsets[None, :])
         else:  # pragma: no cover - validated by the wrapper
-            raise ValueError(method)
+            raise ValueError(interpolation)
     idx = base[:, None] + offsets[None, :]
     idx = np.mod(idx, n) if periodic else np.clip(idx, 0, n - 1)
     w = np.zeros((p.size, n))
@@ -87,7 +87,7 @@ def _apply(wy: np.ndarray, wx: np.ndarray, a: np.ndarray) -> np.ndarray:
 def upsample(
     a: np.ndarray,
     factor: tuple[int, int],
-    method: InterpMethod = "bilinear",
+    interpolation: InterpMethod = "bilinear",
     periodic: tuple[bool, bool] = (False, False),
     conservative: bool = False,
 ) -> np.ndarray:
@@ -103,8 +103,8 @@ def upsample(
     ny, nx = a.shape[-2:]
     (fy, fx), (py, px) = factor, periodic
     dtype = a.dtype
-    wy = interp_matrix(ny, fy, method, py).astype(dtype)
-    wx = interp_matrix(nx, fx, method, px).astype(dtype)
+    wy = interp_matrix(ny, fy, interpolation, py).astype(dtype)
+    wx = interp_matrix(nx, fx, interpolation, px).astype(dtype)
     valid = np.isfinite(a)
     if valid.all():
         out = _apply(wy, wx, a)
@@ -113,7 +113,7 @@ def upsample(
         a0 = np.where(valid, a, 0).astype(dtype)
         with np.errstate(invalid="ignore", divide="ignore"):
             out = _apply(wy, wx, a0) / _apply(wy, wx, v)
-            if method == "bicubic":
+            if interpolation == "bicubic":
                 by = interp_matrix(ny, fy, "bilinear", py).astype(dtype)
                 bx = interp_matrix(nx, fx, "bilinear", px).astype(dtype)
                 touched = _apply(np.abs(wy), np.abs(wx), 1 - v) > 0
@@ -125,13 +125,6 @@ def upsample(
         residual = a - coarsen(out, (fy, fx))
         out = out + np.repeat(np.repeat(residual, fy, axis=-2), fx, axis=-1)
     return out
-
-
-def _radial_wavenumber(ny: int, nx: int) -> np.ndarray:
-    """|kappa| in cycles per grid cell on the full FFT grid (ny, nx)."""
-    ky = np.fft.fftfreq(ny)[:, None]
-    kx = np.fft.fftfreq(nx)[None, :]
-    return np.sqrt(ky**2 + kx**2)
 
 
 def lowpass_response(k: np.ndarray, cutoff: float, order: int | None) -> np.ndarray:

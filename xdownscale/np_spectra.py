@@ -16,7 +16,7 @@ mixes wavenumbers ``iy/Ny`` and ``ix/Nx`` of different physical size).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -115,9 +115,9 @@ def _detrend(a: np.ndarray, detrend: Detrend) -> np.ndarray:
     return a - by[..., None, None] * yc[:, None] - bx[..., None, None] * xc[None, :]
 
 
-def window_2d(ny: int, nx: int, window: Window, dtype=np.float64) -> np.ndarray | None:
+def window_2d(ny: int, nx: int, taper: Window, dtype=np.float64) -> np.ndarray | None:
     """2-D window scaled so that ``mean(w^2) == 1`` (white noise keeps its level)."""
-    if window is None:
+    if taper is None:
         return None
     def hann(n: int) -> np.ndarray:  # periodic Hann, as scipy.signal.windows.hann(n, sym=False)
         return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
@@ -129,7 +129,7 @@ def window_2d(ny: int, nx: int, window: Window, dtype=np.float64) -> np.ndarray 
 def psd(
     a: np.ndarray,
     *,
-    window: Window = None,
+    taper: Window = None,
     detrend: Detrend = None,
     fill_nan: bool = False,
     truncate: bool = True,
@@ -156,7 +156,7 @@ def psd(
                 scale = np.where(frac > 0, 1.0 / frac, np.nan)
             a = np.where(valid, a, mean)
     a = _detrend(a, detrend)
-    w = window_2d(ny, nx, window, a.dtype)
+    w = window_2d(ny, nx, taper, a.dtype)
     if w is not None:
         a = a * w
     op, _, _ = ring_operator(ny, nx, truncate, rings, edges)
@@ -173,3 +173,146 @@ def psd(
     if scale is not None:
         out = out * scale[..., None]
     return out
+
+
+# ----------------------------------------------------------------------------- preserved scale
+
+
+class Crossing(NamedTuple):
+    """Result of :func:`find_crossing`.
+
+    ``case`` is ``"crossed"`` (the source drops below the target for good), ``"half"``
+    (never crosses, below everywhere: the half-power point), ``"smooth"`` (below half the
+    target's power everywhere: the lowest wavenumber) or ``"rough"`` (at or above the target
+    everywhere: the highest wavenumber). ``p_target`` is the target spectrum on the source's
+    wavenumbers, ``gain`` the factor the source spectrum was scaled by (``match_below``).
+    """
+
+    k_star: float
+    p_star: float
+    case: str
+    capped: bool
+    gain: float | None
+    p_target: np.ndarray
+
+
+def interp_spectrum(k_from: np.ndarray, p_from: np.ndarray, k_to: np.ndarray) -> np.ndarray:
+    """A spectrum interpolated log-log onto other wavenumbers (NaN outside its range).
+
+    Examples
+    --------
+    >>> interp_spectrum(np.array([0.1, 0.4]), np.array([1.0, 1e-2]), np.array([0.2, 0.5]))
+    array([0.1, nan])
+    """
+    m = (k_from > 0) & (p_from > 0)
+    vals = np.full(k_to.shape, np.nan)
+    inside = (k_to >= k_from[m].min()) & (k_to <= k_from[m].max())
+    vals[inside] = np.exp(np.interp(np.log(k_to[inside]), np.log(k_from[m]), np.log(p_from[m])))
+    return vals
+
+
+def find_crossing(
+    k: np.ndarray,
+    p_src: np.ndarray,
+    p_target: np.ndarray,
+    *,
+    k_target: np.ndarray | None = None,
+    smooth: int = 3,
+    tolerance: float = 0.0,
+    match_below: float | None = None,
+    k_max: float | None = None,
+) -> Crossing:
+    """The wavenumber k* from which on ``p_src`` stays below ``p_target``, and ``P_target(k*)``.
+
+    Parameters
+    ----------
+    k : ndarray
+        Wavenumbers of ``p_src`` (cycles per grid cell).
+    p_src, p_target : ndarray
+        Radially averaged spectra; ``p_target`` on ``k_target`` when given (then interpolated
+        log-log onto ``k``, :func:`interp_spectrum`), else on ``k``.
+    smooth : int
+        Width (bins) of the running mean of the log ratio.
+    tolerance : float
+        The source counts as below where ``P_src < (1 - tolerance) P_target``.
+    match_below : float, optional
+        Scale ``p_src`` first so that its mean over ``0 < k <= match_below`` equals the target's
+        (compare shapes, not levels).
+    k_max : float, optional
+        Cap k* at this wavenumber.
+
+    Returns
+    -------
+    Crossing
+
+    Raises
+    ------
+    ValueError
+        If fewer than 2 wavenumbers have both spectra positive and finite.
+
+    Notes
+    -----
+    With ``R(k) = log P_src(k) - log P_target(k)`` (k > 0, smoothed), k* is where R falls
+    through ``log(1 - tolerance)`` after the last ring where it is above, interpolated
+    linearly in log k between that ring and the next; ``P_target(k*)`` is interpolated
+    log-log between the same rings (Hess et al. 2024, section 4.5).
+
+    Examples
+    --------
+    >>> k = np.arange(1, 33) / 64
+    >>> c = find_crossing(k, 0.01 * k**-4.0, k**-2.0)  # crossing at k = 0.1
+    >>> c.case, round(c.k_star, 2)
+    ('crossed', 0.1)
+    """
+    ps = np.asarray(p_src).astype(np.float64)
+    pt = np.asarray(p_target)
+    if k_target is not None and (len(k_target) != len(k) or not np.allclose(k_target, k)):
+        pt = interp_spectrum(np.asarray(k_target), pt, np.asarray(k))
+    pt = pt.astype(np.float64)
+    gain = None
+    if match_below is not None:
+        valid = (k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0)
+        big = valid & (k <= match_below)
+        if not big.any() and valid.any():  # no valid ring that large: use the largest valid one
+            big = valid & (k == k[valid].min())
+        gain = float(np.mean(pt[big]) / np.mean(ps[big]))
+        ps = ps * gain
+    use = np.flatnonzero((k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0))
+    if use.size < 2:
+        raise ValueError(
+            "fewer than 2 wavenumbers where both spectra are positive and finite"
+        )
+    ratio = np.log(ps[use]) - np.log(pt[use])
+    if smooth > 1 and ratio.size >= smooth:
+        kernel = np.ones(smooth) / smooth
+        padded = np.pad(ratio, smooth // 2, mode="edge")
+        ratio = np.convolve(padded, kernel, mode="valid")[: use.size]
+
+    def crossing(thr: float):
+        """Interpolated k where the ratio falls through thr for good, or the count above."""
+        above = np.flatnonzero(ratio >= thr)
+        if above.size == 0 or above[-1] == use.size - 1:
+            return above.size
+        j = above[-1]
+        i0, i1 = use[j], use[j + 1]
+        t = (ratio[j] - thr) / (ratio[j] - ratio[j + 1])
+        log_k = np.log(k[i0]) + t * (np.log(k[i1]) - np.log(k[i0]))
+        log_p = np.interp(log_k, np.log(k[[i0, i1]]), np.log(pt[[i0, i1]]))
+        return float(np.exp(log_k)), float(np.exp(log_p))
+
+    found = crossing(np.log1p(-tolerance))
+    if isinstance(found, tuple):
+        (k_star, p_star), case = found, "crossed"
+    elif found == 0:
+        half = crossing(np.log(0.5))
+        if isinstance(half, tuple):
+            (k_star, p_star), case = half, "half"
+        else:
+            k_star, p_star, case = float(k[use[0]]), float(pt[use[0]]), "smooth"
+    else:
+        k_star, p_star, case = float(k[use[-1]]), float(pt[use[-1]]), "rough"
+    capped = k_max is not None and k_star > k_max
+    if capped:
+        k_star = float(k_max)  # type: ignore[arg-type]
+        p_star = float(np.exp(np.interp(np.log(k_max), np.log(k[use]), np.log(pt[use]))))
+    return Crossing(k_star, p_star, case, capped, gain, pt)

@@ -1,11 +1,12 @@
 """Pure core of entropic optimal-transport debiasing: Sinkhorn potentials and the entropic map.
 
 Arrays in, arrays out (rows are samples, columns features); never imports xarray or dask. numpy
-float64 on the CPU; the same algorithm in float64 through torch (imported lazily) on a CUDA
-device (``device="cuda"``, ``"cuda:1"``; ``"torch:cpu"`` runs the torch path on the CPU, for
-testing).
+float64 on the CPU. The algorithm is written against a small array backend: the same code runs
+in float64 through torch on a CUDA device with the backend of
+:mod:`xdownscale.nn.ot_backend` (``device="cuda"``, ``"cuda:1"``; ``"torch:cpu"`` runs it on
+the CPU, for testing).
 
-Notation (METHODS.md section 3, [PNW21]): source samples ``y_i`` (i = 1..n), target samples
+Notation (Wan et al. 2023, section 3; Pooladian & Niles-Weed 2021 [PNW21]): source samples ``y_i`` (i = 1..n), target samples
 ``z_j`` (j = 1..m), weights ``a``, ``b``, cost ``C_ij = ||y_i - z_j||^2``, regularisation
 ``eps``. The plan is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`` and the entropic map is
 ``T(y) = sum_j w_j(y) z_j`` with ``w_j(y) ∝ b_j exp((g_j - ||y - z_j||^2) / eps)``.
@@ -31,13 +32,17 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._memory import MemoryBudgetError, available_memory, format_bytes, memory_budget
+
 __all__ = [
     "ABSORB",
     "SinkhornResult",
     "dense_memory",
     "entropic_map",
     "epsilon_schedule",
+    "map_fields",
     "median_cost",
+    "plan_memory",
     "sinkhorn",
     "sqdist",
     "standardization",
@@ -121,107 +126,14 @@ class _NumpyBackend:
         return available_memory()
 
 
-class _TorchBackend:
-    name = "torch"
-
-    def __init__(self, device: str) -> None:
-        try:
-            import torch
-        except ImportError as err:  # pragma: no cover - torch is a dependency
-            raise ImportError(
-                f"device={device!r} needs torch; install it with `pip install torch`, or pass "
-                "device='cpu' for the numpy solver"
-            ) from err
-        self.torch = torch
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} asks for CUDA but torch sees no CUDA device; pass "
-                "device='cpu' (or 'auto', which picks CUDA only when it is there)"
-            )
-
-    def asarray(self, x: Any):
-        t = self.torch
-        if isinstance(x, t.Tensor):
-            return x.to(device=self.device, dtype=t.float64).contiguous()
-        return t.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=self.device)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return x.detach().cpu().numpy()
-
-    def empty(self, shape: tuple[int, ...]):
-        return self.torch.empty(shape, dtype=self.torch.float64, device=self.device)
-
-    def full(self, n: int, value: float):
-        return self.torch.full((n,), value, dtype=self.torch.float64, device=self.device)
-
-    def sqnorm(self, x):
-        return (x * x).sum(dim=1)
-
-    def sqdist_(self, out, x, xx, z, zz):
-        t = self.torch
-        t.matmul(x, z.T, out=out)
-        out.mul_(-2.0).add_(xx[:, None]).add_(zz[None, :]).clamp_(min=0.0)
-        return out
-
-    def kernel_(self, out, c, f, g, eps):
-        t = self.torch
-        t.sub(g[None, :], c, out=out)
-        out.add_(f[:, None]).mul_(1.0 / eps).exp_()
-        return out
-
-    def softmax_rows_(self, w):
-        w.sub_(w.amax(dim=1, keepdim=True)).exp_()
-        w.div_(w.sum(dim=1, keepdim=True))
-        return w
-
-    def mv(self, k, x):
-        return self.torch.mv(k, x)
-
-    def mtv(self, k, x):
-        return self.torch.mv(k.T, x)
-
-    def log(self, x):
-        return self.torch.log(x)
-
-    def maxabs(self, x) -> float:
-        return float(x.abs().max())
-
-    def l1dev(self, a, us) -> float:
-        return float((a * (us - 1.0).abs()).sum())
-
-    def isfinite(self, x) -> bool:
-        return bool(self.torch.isfinite(x).all())
-
-    def free_memory(self) -> int | None:
-        if self.device.type == "cuda":
-            free, _total = self.torch.cuda.mem_get_info(self.device)
-            return int(free)
-        return available_memory()
-
-
-def backend(device: str = "cpu") -> _NumpyBackend | _TorchBackend:
-    """The array backend for ``device``: numpy for ``"cpu"``, torch for anything else."""
+def backend(device: str = "cpu") -> Any:
+    """The array backend for ``device``: numpy for ``"cpu"``, else the torch backend of
+    :mod:`xdownscale.nn.ot_backend` (``"cuda"``, ``"cuda:N"``; ``"torch:cpu"`` for testing)."""
     if device == "cpu":
         return _NumpyBackend()
-    if device == "torch:cpu":
-        return _TorchBackend("cpu")
-    return _TorchBackend(device)
+    from .nn.ot_backend import TorchBackend
 
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (``MemAvailable``), None if unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
+    return TorchBackend("cpu" if device == "torch:cpu" else device)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -339,6 +251,49 @@ def dense_memory(n: int, m: int, d: int, store_cost: bool = True) -> int:
     return 8 * (mats + (n + m) * (d + 8) + min(n * m, BLOCK_ELEMS))
 
 
+def plan_memory(
+    n: int, m: int, d: int, max_memory: int | None, free: int | None, store_cost: bool | None = None
+) -> bool:
+    """Whether the solver keeps the cost matrix; raises if even the kernel alone does not fit.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Naming the number of samples that fits (``n_samples=`` of the wrapper).
+
+    Examples
+    --------
+    >>> plan_memory(1000, 1000, 10, max_memory=2**30, free=None)
+    True
+    >>> plan_memory(10**5, 10**5, 10, max_memory=2**30, free=None)
+    Traceback (most recent call last):
+    ...
+    xdownscale._memory.MemoryBudgetError: the dense Sinkhorn solver for 100000 x 100000 samples (kernel in float64) needs about 74.56 GiB, more than the 1.00 GiB available; fit on a seeded subsample of about n_samples=11384 snapshots of each, or raise max_memory
+    """
+    budget = memory_budget(max_memory, free)
+    if store_cost is None:
+        store_cost = dense_memory(n, m, d, store_cost=True) <= budget
+    need = dense_memory(n, m, d, store_cost=store_cost)
+    if need > budget:
+        lo, hi = 0, max(n, m)  # the largest s with dense_memory(s, s) within the budget
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if dense_memory(mid, mid, d, store_cost) <= budget else (lo, mid - 1)
+        side = lo
+        fix = (
+            f"fit on a seeded subsample of about n_samples={side} snapshots of each, or raise "
+            "max_memory"
+            if side >= 2
+            else "raise max_memory: not even 2 snapshots fit"
+        )
+        raise MemoryBudgetError(
+            f"the dense Sinkhorn solver for {n} x {m} samples "
+            f"({'cost and ' if store_cost else ''}kernel in float64) needs about "
+            f"{format_bytes(need)}, more than the {format_bytes(budget)} available; {fix}"
+        )
+    return store_cost
+
+
 # ----------------------------------------------------------------------------- solver
 
 
@@ -437,9 +392,9 @@ def sinkhorn(
 
     Raises
     ------
-    MemoryError
+    MemoryBudgetError
         If even the kernel alone does not fit in ``max_memory`` (the message gives the largest
-        number of samples that does).
+        number of samples that does; :func:`plan_memory`).
     FloatingPointError
         If a row or column of the kernel underflows entirely (eps far too small for the data).
 
@@ -464,20 +419,7 @@ def sinkhorn(
     bk = backend(device)
     n, d = y.shape
     m = z.shape[0]
-    if max_memory is None:
-        free = bk.free_memory()
-        max_memory = int(0.8 * free) if free is not None else 1 << 62
-    if store_cost is None:
-        store_cost = dense_memory(n, m, d, store_cost=True) <= max_memory
-    need = dense_memory(n, m, d, store_cost=store_cost)
-    if need > max_memory:
-        side = int(math.sqrt(max(max_memory / 8 - BLOCK_ELEMS, 1) / (2 if store_cost else 1)))
-        raise MemoryError(
-            f"the dense Sinkhorn solver needs about {need / 2**30:.2f} GiB for {n} x {m} samples "
-            f"({'cost and ' if store_cost else ''}kernel in float64), more than the "
-            f"{max_memory / 2**30:.2f} GiB allowed; subsample to about {side} x {side} "
-            "(n_samples=...), or raise max_memory"
-        )
+    store_cost = plan_memory(n, m, d, max_memory, bk.free_memory(), store_cost)
     Y, Z = bk.asarray(y), bk.asarray(z)
     yy, zz = bk.sqnorm(Y), bk.sqnorm(Z)
     av = bk.asarray(np.full(n, 1.0 / n) if a is None else a)
@@ -660,3 +602,45 @@ def entropic_map(
         bk.softmax_rows_(w)
         out[r0:r1] = w @ Z
     return bk.to_numpy(out)
+
+
+def map_fields(
+    block: np.ndarray,
+    mask: np.ndarray,
+    z: np.ndarray,
+    g: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    *,
+    eps: float,
+    device: str,
+    batch_size: int | None,
+) -> np.ndarray:
+    """The entropic map applied to whole fields: one block ``(..., ny, nx)`` of snapshots.
+
+    Each snapshot's cells inside ``mask`` are standardised with ``center``/``scale``, mapped
+    with :func:`entropic_map` and scaled back; cells outside ``mask``, and snapshots with a NaN
+    in a mask cell, are NaN. The result has ``block``'s floating dtype.
+
+    Examples
+    --------
+    >>> z, g = np.array([[0.0], [2.0]]), np.zeros(2)
+    >>> out = map_fields(np.full((1, 1, 1), 1.0), np.ones((1, 1), bool), z, g, np.zeros(1),
+    ...                  np.ones(1), eps=1.0, device="cpu", batch_size=None)
+    >>> out.round(3).tolist()
+    [[[1.0]]]
+    """
+    lead = block.shape[:-2]
+    flat = np.asarray(block, dtype=np.float64).reshape(-1, block.shape[-2] * block.shape[-1])
+    m = mask.reshape(-1).astype(bool)
+    X = flat[:, m]
+    ok = np.isfinite(X).all(axis=1)
+    out = np.full(flat.shape, np.nan)
+    if ok.any():
+        Xs = (X[ok] - center) / scale
+        T = entropic_map(Xs, z, g, eps, batch_size=batch_size, device=device)
+        sub = np.full((int(ok.sum()), flat.shape[1]), np.nan)
+        sub[:, m] = T * scale + center
+        out[ok] = sub
+    dtype = block.dtype if np.issubdtype(block.dtype, np.floating) else np.float64
+    return out.reshape(*lead, block.shape[-2], block.shape[-1]).astype(dtype, copy=False)

@@ -1,13 +1,13 @@
-"""Quantile delta mapping (QDM, Cannon et al. 2015): xarray/dask wrapper of :mod:`np_qdm`.
+"""Quantile delta mapping (QDM, Cannon et al. 2015): the xarray/dask layer of :mod:`np_qdm`.
 
-:func:`qdm` adjusts ``sim`` in one call; :class:`QuantileDeltaMapping` trains once on (ref, hist)
-and adjusts many ``sim``, and saves its fitted state to netCDF or zarr. See METHODS.md section 2
-and docs/tasks/bias-adjust-qdm.rst for the conventions shared with xsdba and where they differ.
+:func:`qdm` adjusts ``sim`` in one call; :class:`QuantileDeltaMapping` is fitted once on
+(ref, hist), applied to many ``sim`` and saved to netCDF or zarr (the convention of the fitted
+objects: :mod:`xdownscale.fitted`). See the task page "bias-adjust with QDM" for the
+conventions shared with xsdba and where they differ.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable
 from typing import Any, Literal
 
@@ -16,13 +16,17 @@ import xarray as xr
 
 from . import np_qdm
 from ._version import __version__
-from .grid import add_history, check_floating, find_time_dim
+from .attrs import add_history
+from .checks import check_choice, check_dataarray, check_finite, check_int, find_time_dim
+from .fitted import Fitted
 from .units import convert_units, parse_quantity
 
 __all__ = ["QuantileDeltaMapping", "qdm"]
 
 Kind = Literal["additive", "multiplicative"]
 Group = Literal["time", "time.season", "time.month", "time.dayofyear"]
+Interp = Literal["nearest", "linear"]
+Extrapolation = Literal["constant", "nan"]
 _KINDS = ("additive", "multiplicative")
 _PROPS = {"": None, "season": "season", "month": "month", "dayofyear": "dayofyear"}
 _GROUPS = ("time", "time.season", "time.month", "time.dayofyear")
@@ -34,30 +38,13 @@ DEFAULT_DOY_WINDOW = 31
 # ----------------------------------------------------------------------------- validation
 
 
-def _check_da(da: Any, name: str) -> None:
-    if not isinstance(da, xr.DataArray):
-        raise TypeError(
-            f"{name} must be an xarray.DataArray, got {type(da).__name__}; select the variable, "
-            f"e.g. ds['pr']"
-        )
-    check_floating(da, name)
-
-
-def _parse_group(group: str) -> str | None:
+def _parse_group(group: Any) -> str | None:
     if not isinstance(group, str) or group not in _GROUPS:
         raise ValueError(
             f"group={group!r} is not supported; use one of {list(_GROUPS)} (the prefix is always "
             "'time', whatever the name of the time dim; pass dim= for that)"
         )
     return _PROPS[group.partition(".")[2]]
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in _KINDS:
-        raise ValueError(
-            f"kind={kind!r} is not supported; use 'additive' (e.g. temperature) or "
-            "'multiplicative' (e.g. precipitation)"
-        )
 
 
 def _check_window(window: int | None, prop: str | None) -> int:
@@ -115,32 +102,6 @@ def _cell_ids(da: xr.DataArray, dims: list[Hashable]) -> xr.DataArray:
     return ids
 
 
-def _move_axis_last(x: np.ndarray, axis: int) -> np.ndarray:
-    """C-contiguous copy of ``x`` with ``axis`` moved last, transposed in slabs of 32 steps.
-
-    numpy's plain copy of a transposed view reads with a large stride for every element; here
-    each slab of 32 steps is first copied as it lies (``x`` may be a strided view, e.g. a dask
-    chunk sliced out of a larger array) into a small buffer, then transposed within the cache
-    (about 5x faster than the plain copy on 30-year series).
-    """
-    x = np.asarray(x)
-    axis = axis % x.ndim
-    if axis == x.ndim - 1:
-        return np.ascontiguousarray(x)
-    before, n, after = x.shape[:axis], x.shape[axis], x.shape[axis + 1 :]
-    nb, na = int(np.prod(before)), int(np.prod(after))
-    out = np.empty((nb, na, n), dtype=x.dtype)
-    slab = max(1, min(32, n))
-    buf = np.empty((*before, slab, *after), dtype=x.dtype)
-    buf3 = buf.reshape(nb, slab, na)
-    lead = (slice(None),) * axis
-    for t0 in range(0, n, slab):
-        k = min(slab, n - t0)
-        buf[(*lead, slice(0, k))] = x[(*lead, slice(t0, t0 + k))]
-        out[:, :, t0 : t0 + k] = buf3[:, :k].transpose(0, 2, 1)
-    return out.reshape(*before, *after, n)
-
-
 def _whole_time(da: xr.DataArray, tdim: Hashable) -> xr.DataArray:
     """One chunk along time (each spatial block holds its series), time stored last.
 
@@ -154,456 +115,18 @@ def _whole_time(da: xr.DataArray, tdim: Hashable) -> xr.DataArray:
         return da
     dims = [d for d in da.dims if d != tdim] + [tdim]
     if da.chunks is None:
-        data = _move_axis_last(da.values, axis)
+        data = np_qdm.move_axis_last(da.values, axis)
     else:
         import dask.array
 
         ind = tuple(range(da.ndim))
         out_ind = (*(i for i in ind if i != axis), axis)
         data = dask.array.blockwise(
-            _move_axis_last, out_ind, da.data, ind, axis=axis, dtype=da.dtype,
+            np_qdm.move_axis_last, out_ind, da.data, ind, axis=axis, dtype=da.dtype,
             meta=np.array((), da.dtype),
         )
     coords = {k: c for k, c in da.coords.items()}
     return xr.DataArray(data, dims=dims, coords=coords, attrs=da.attrs, name=da.name)
-
-
-def _fmt(v: Any) -> str:
-    return repr(v) if isinstance(v, str) else str(v)
-
-
-# ----------------------------------------------------------------------------- cores
-
-
-def _fit_core(ref, hist, ids, **kw):
-    return np_qdm.fit(ref, hist, cell_ids=ids, **kw)
-
-
-def _adjust_core(sim, af, ids, *, time_first=False, **kw):
-    out = np_qdm.adjust(sim, af, cell_ids=ids, **kw)
-    if not time_first:
-        return out
-    # lay the block out time-first in memory (as sim), transposing in cache-sized time slabs,
-    # so that xarray's transpose back to sim's dims and dask's final concatenation are cheap
-    buf = np.empty((out.shape[-1], *out.shape[:-1]), dtype=out.dtype)
-    for t0 in range(0, out.shape[-1], 512):
-        buf[t0 : t0 + 512] = np.moveaxis(out[..., t0 : t0 + 512], -1, 0)
-    return np.moveaxis(buf, 0, -1)
-
-
-# ----------------------------------------------------------------------------- class
-
-
-class QuantileDeltaMapping:
-    """Quantile delta mapping trained once on (ref, hist), applied to any ``sim``.
-
-    Create it with :meth:`fit` (or :meth:`open` for a saved state), then call :meth:`adjust`.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Fitted state with variables ``af``, ``hist_q``, ``ref_q`` (cell dims, ``group``,
-        ``quantiles``) and attributes ``kind``, ``group``, ``window``, ``n_quantiles``, ``seed``,
-        optional ``units`` and ``dry_threshold`` (in ``units``), as written by :meth:`fit`.
-
-    Attributes
-    ----------
-    ds : xarray.Dataset
-        The fitted state (lazy if the training data were).
-
-    Notes
-    -----
-    For each group and node ``tau_k = (k + 1/2) / n``, :meth:`fit` stores the type-7 quantiles
-    ``F_ref^-1(tau_k)``, ``F_hist^-1(tau_k)`` and the factor
-    ``af_k = F_ref^-1 - F_hist^-1`` (additive) or ``F_ref^-1 / F_hist^-1`` (multiplicative, 1
-    where ``F_hist^-1 <= 0``). :meth:`adjust` ranks each ``sim`` value in its group,
-    ``tau = F_sim(x)``, and returns ``x + af(tau)`` or ``x * af(tau)`` [Cannon15]_.
-
-    References
-    ----------
-    .. [Cannon15] Cannon, Sobie, Murdock (2015): Bias correction of GCM precipitation by quantile
-       mapping: how well do methods preserve changes in quantiles and extremes? J. Climate 28,
-       6938-6959.
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd, xarray as xr
-    >>> t = pd.date_range("2000-01-01", periods=730)
-    >>> rng = np.random.default_rng(0)
-    >>> da = lambda mu: xr.DataArray(rng.normal(mu, 1, (2, 730)), dims=("x", "time"),
-    ...                              coords={"time": t}, attrs={"units": "K"})
-    >>> model = QuantileDeltaMapping.fit(da(1.0), da(0.0), n_quantiles=20, group="time.month")
-    >>> model.ds.af.shape
-    (2, 12, 20)
-    >>> out = model.adjust(da(2.0))
-    >>> round(float(out.mean()), 1), out.attrs["units"]
-    (3.1, 'K')
-    """
-
-    def __init__(self, ds: xr.Dataset) -> None:
-        missing = [v for v in ("af", "hist_q", "ref_q") if v not in ds]
-        missing += [a for a in ("kind", "group", "window", "n_quantiles", "seed") if a not in ds.attrs]
-        if missing:
-            raise ValueError(
-                f"the dataset is not a fitted QuantileDeltaMapping state: it lacks {missing}; "
-                "create one with QuantileDeltaMapping.fit(ref, hist, ...) or open a file "
-                "written by .to_netcdf()/.to_zarr()"
-            )
-        self.ds = ds
-
-    def __repr__(self) -> str:
-        cells = {d: n for d, n in self.ds.af.sizes.items() if d not in ("group", "quantiles")}
-        return (
-            f"<QuantileDeltaMapping kind={self.kind!r} group={self.group!r} window={self.window} "
-            f"n_quantiles={self.n_quantiles} units={self.units!r} cells={cells}>"
-        )
-
-    # -- fitted parameters
-    @property
-    def kind(self) -> str:
-        """``"additive"`` or ``"multiplicative"``."""
-        return str(self.ds.attrs["kind"])
-
-    @property
-    def group(self) -> str:
-        """The grouping, e.g. ``"time.month"``."""
-        return str(self.ds.attrs["group"])
-
-    @property
-    def window(self) -> int:
-        """Moving window in time steps (day-of-year groups)."""
-        return int(self.ds.attrs["window"])
-
-    @property
-    def n_quantiles(self) -> int:
-        """Number of quantile nodes."""
-        return int(self.ds.attrs["n_quantiles"])
-
-    @property
-    def units(self) -> str | None:
-        """Units of ref, in which the state is stored and the output is given by default."""
-        u = self.ds.attrs.get("units")
-        return None if u is None else str(u)
-
-    @property
-    def dry_threshold(self) -> float | None:
-        """Dry-day threshold in :attr:`units` (multiplicative only), or None."""
-        v = self.ds.attrs.get("dry_threshold")
-        return None if v is None else float(v)
-
-    @property
-    def seed(self) -> int:
-        """Seed of the dry-day jitter."""
-        return int(self.ds.attrs["seed"])
-
-    # -- training
-    @classmethod
-    def fit(
-        cls,
-        ref: xr.DataArray,
-        hist: xr.DataArray,
-        *,
-        kind: Kind = "additive",
-        n_quantiles: int = 50,
-        group: Group = "time",
-        window: int | None = None,
-        dry_threshold: float | str | None = None,
-        seed: int = 0,
-        dim: Hashable | None = None,
-    ) -> QuantileDeltaMapping:
-        """Train on observations ``ref`` and the model ``hist`` over the calibration period.
-
-        Parameters
-        ----------
-        ref, hist : xarray.DataArray
-            Same non-time dims (any order, any chunks; same coordinates), time series of any
-            length and calendar. NaN is skipped. ``hist`` is converted to ``ref``'s units.
-        kind : {"additive", "multiplicative"}
-            Additive for temperature-like, multiplicative for precipitation-like variables.
-        n_quantiles : int
-            Number of nodes ``(k + 1/2) / n`` (xsdba ``equally_spaced_nodes``; xsdba's default is
-            20, Hess et al. 2024 use 500).
-        group : {"time", "time.season", "time.month", "time.dayofyear"}
-            Fit separately per season, month or day of year.
-        window : int, optional
-            Odd window in time steps for day-of-year groups (default 31; xsdba's default is 1).
-        dry_threshold : float or str, optional
-            Multiplicative only: values below it (e.g. ``"0.1 mm/day"``; a number is in ref's
-            units) are replaced by seeded uniform noise in (0, threshold) in ref, hist and sim,
-            and adjusted values below it are set to 0.
-        seed : int
-            Seed of that noise (counter-based: independent of chunking and workers).
-        dim : hashable, optional
-            Name of the time dim of all inputs (default: found from CF metadata or the name).
-
-        Returns
-        -------
-        QuantileDeltaMapping
-
-        Raises
-        ------
-        TypeError
-            For non-DataArray or non-numeric input, or a dry_threshold of the wrong type.
-        ValueError
-            For an unknown kind, group or window, a dry_threshold in additive mode, missing or
-            incompatible units, non-time dims that differ between ref and hist.
-        """
-        _check_da(ref, "ref")
-        _check_da(hist, "hist")
-        _check_kind(kind)
-        prop = _parse_group(group)
-        window = _check_window(window, prop)
-        ok = isinstance(n_quantiles, (int, np.integer)) and not isinstance(n_quantiles, bool)
-        if not ok or n_quantiles < 1:
-            raise ValueError(
-                f"n_quantiles must be a positive integer, got {n_quantiles!r}; e.g. n_quantiles=50"
-            )
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
-        tr, th = find_time_dim(ref, dim), find_time_dim(hist, dim)
-        units = _common_units(ref, hist)
-        if units is not None:
-            hist = convert_units(hist, units, "hist")
-        thresh = None
-        if dry_threshold is not None:
-            if kind != "multiplicative":
-                raise ValueError(
-                    f"dry_threshold={dry_threshold!r} is only used with kind='multiplicative' "
-                    "(zeros in ratios); drop it for kind='additive'"
-                )
-            thresh = parse_quantity(dry_threshold, units, "dry_threshold")
-            if not np.isfinite(thresh) or thresh <= 0:
-                raise ValueError(
-                    f"dry_threshold must be positive and finite, got {dry_threshold!r}; e.g. "
-                    "dry_threshold='0.1 mm/day'"
-                )
-        cr, ch = _cell_dims(ref, tr), _cell_dims(hist, th)
-        if set(cr) != set(ch):
-            raise ValueError(
-                f"ref has non-time dims {cr} but hist has {ch}; they must be the same (in any "
-                "order) — select or rename so that both cover the same cells"
-            )
-        ref_l, hist_l = _labels(ref, tr, prop, "ref"), _labels(hist, th, prop, "hist")
-        groups = _group_values(prop, ref_l, hist_l)
-        ref_r = _whole_time(ref.rename({tr: _T_REF}), _T_REF)
-        hist_r = _whole_time(hist.rename({th: _T_HIST}), _T_HIST)
-        try:
-            ref_r, hist_r = xr.align(ref_r, hist_r, join="exact")
-        except ValueError as err:
-            raise ValueError(
-                f"ref and hist have different coordinates along their non-time dims {cr} "
-                f"({err}); select the same cells, e.g. hist.sel(location=ref.location)"
-            ) from None
-        ids = _cell_ids(ref_r, cr)
-        nq = int(n_quantiles)
-        kw = {
-            "ref_labels": ref_l,
-            "hist_labels": hist_l,
-            "groups": groups,
-            "n_quantiles": nq,
-            "kind": kind,
-            "window": window,
-            "dry_threshold": thresh,
-            "seed": int(seed),
-        }
-        af, hist_q, ref_q = xr.apply_ufunc(
-            _fit_core,
-            ref_r,
-            hist_r,
-            ids,
-            input_core_dims=[[_T_REF], [_T_HIST], []],
-            output_core_dims=[["group", "quantiles"]] * 3,
-            dask="parallelized",
-            output_dtypes=[np.float64] * 3,
-            dask_gufunc_kwargs={"output_sizes": {"group": groups.size, "quantiles": nq}},
-            kwargs=kw,
-        )
-        attrs: dict[str, Any] = {
-            "method": "quantile delta mapping (Cannon et al. 2015)",
-            "kind": kind,
-            "group": group,
-            "window": window,
-            "n_quantiles": nq,
-            "seed": int(seed),
-            "xdownscale_version": __version__,
-        }
-        if units is not None:
-            attrs["units"] = units
-        if thresh is not None:
-            attrs["dry_threshold"] = thresh
-        coords: dict[str, Any] = {
-            "quantiles": ("quantiles", np_qdm.equally_spaced_nodes(nq)),
-            "group": ("group", groups, {"grouping": group}),
-        }
-        if prop == "season":
-            coords["group"][2]["labels"] = _SEASONS
-        var_attrs = {"units": units} if units is not None else {}
-        ds = xr.Dataset(
-            {
-                "af": af.assign_attrs(long_name=f"{kind} adjustment factor"),
-                "hist_q": hist_q.assign_attrs(long_name="quantiles of hist", **var_attrs),
-                "ref_q": ref_q.assign_attrs(long_name="quantiles of ref", **var_attrs),
-            },
-            coords=coords,
-            attrs=attrs,
-        )
-        if kind == "additive" and units is not None:
-            ds["af"].attrs["units"] = units
-        return cls(ds)
-
-    # -- adjustment
-    def adjust(
-        self,
-        sim: xr.DataArray,
-        *,
-        interp: Literal["nearest", "linear"] = "nearest",
-        extrapolation: Literal["constant", "nan"] = "constant",
-        units: str | None = None,
-        dim: Hashable | None = None,
-    ) -> xr.DataArray:
-        """Adjust ``sim`` (any period, any calendar of the same group labels).
-
-        Parameters
-        ----------
-        sim : xarray.DataArray
-            Model series; its non-time dims must include those of the fitted state (any order;
-            extra dims such as ``realization`` are broadcast). Converted to :attr:`units`.
-        interp : {"nearest", "linear"}
-            Interpolation of the factors between nodes (xsdba's default is "nearest").
-        extrapolation : {"constant", "nan"}
-            Beyond the end nodes: keep the end factor, or give NaN.
-        units : str, optional
-            Units of the output (default: :attr:`units`, those of ref, as xsdba).
-        dim : hashable, optional
-            Name of sim's time dim.
-
-        Returns
-        -------
-        xarray.DataArray
-            Adjusted ``sim``: same dims, coords and attrs, ``units`` set, a ``history`` line
-            prepended. Lazy when ``sim`` or the fitted state is.
-
-        Raises
-        ------
-        TypeError, ValueError
-            For bad input (see the messages).
-        """
-        _check_da(sim, "sim")
-        if interp not in ("nearest", "linear"):
-            raise ValueError(f"interp={interp!r} is not supported; use 'nearest' or 'linear'")
-        if extrapolation not in ("constant", "nan"):
-            raise ValueError(
-                f"extrapolation={extrapolation!r} is not supported; use 'constant' or 'nan'"
-            )
-        ts = find_time_dim(sim, dim)
-        fit_units = self.units
-        sim_units = sim.attrs.get("units")
-        if fit_units is None and (sim_units is not None or units is not None):
-            raise ValueError(
-                f"sim has units {sim_units!r} (or units={units!r} was asked) but ref/hist had "
-                "none, so they cannot be compared; set ref.attrs['units'] and "
-                "hist.attrs['units'] before fitting"
-            )
-        sim_c = sim if fit_units is None else convert_units(sim, fit_units, "sim")
-        prop = _parse_group(self.group)
-        labels = _labels(sim, ts, prop, "sim")
-        groups = np.asarray(self.ds["group"].values)
-        extra = np.setdiff1d(np.unique(labels), groups)
-        if extra.size:
-            raise ValueError(
-                f"sim has {prop} labels {extra.tolist()[:5]} that ref/hist do not have (fitted "
-                f"labels {groups.min()}..{groups.max()}); use the same calendar for sim as for "
-                "the training data, e.g. sim.convert_calendar(...)"
-            )
-        cells = _cell_dims(sim, ts)
-        af = self.ds["af"]
-        missing = [d for d in af.dims if d not in ("group", "quantiles") and d not in cells]
-        if missing:
-            raise ValueError(
-                f"the fitted state has dims {missing} that sim (dims {tuple(sim.dims)}) lacks; "
-                "adjust a sim that covers the same cells"
-            )
-        sim_r = _whole_time(sim_c.rename({ts: _T_SIM}), _T_SIM)
-        try:
-            sim_r, af = xr.align(sim_r, af, join="exact")
-        except ValueError as err:
-            raise ValueError(
-                f"sim and the fitted state have different coordinates along {cells} ({err}); "
-                "select the same cells"
-            ) from None
-        if af.chunks is not None:
-            af = af.chunk({"group": -1, "quantiles": -1})
-        dtype = sim_r.dtype if np.issubdtype(sim_r.dtype, np.floating) else np.float64
-        kw = {
-            "sim_labels": labels,
-            "groups": groups,
-            "kind": self.kind,
-            "interp": interp,
-            "extrapolation": extrapolation,
-            "window": self.window,
-            "dry_threshold": self.dry_threshold,
-            "seed": self.seed,
-            "time_first": sim.dims[0] == ts,
-        }
-        out = xr.apply_ufunc(
-            _adjust_core,
-            sim_r,
-            af,
-            _cell_ids(sim_r, cells),
-            input_core_dims=[[_T_SIM], ["group", "quantiles"], []],
-            output_core_dims=[[_T_SIM]],
-            dask="parallelized",
-            output_dtypes=[dtype],
-            kwargs=kw,
-        )
-        out = out.rename({_T_SIM: ts}).transpose(*sim.dims)
-        out = out.assign_coords({k: c for k, c in sim.coords.items() if k not in out.coords})
-        out_units = fit_units
-        if units is not None:
-            out = convert_units(out.assign_attrs(units=fit_units), units, "the output")
-            out_units = units
-        params = (
-            f"kind={self.kind!r}, n_quantiles={self.n_quantiles}, group={self.group!r}, "
-            f"window={self.window}, interp={interp!r}, extrapolation={extrapolation!r}, "
-            + (
-                "dry_threshold=None"
-                if self.dry_threshold is None
-                else f"dry_threshold={self.dry_threshold!r} {fit_units or ''}".rstrip()
-            )
-            + f", seed={self.seed}"
-        )
-        attrs = dict(sim.attrs)
-        if out_units is not None:
-            attrs["units"] = out_units
-        attrs = add_history(attrs, f"quantile delta mapping qdm({params}) (Cannon et al. 2015)")
-        out.attrs = attrs
-        out.name = sim.name
-        return out
-
-    # -- persistence
-    def to_netcdf(self, path: str | os.PathLike, **kwargs: Any) -> None:
-        """Write the fitted state to a netCDF file (``xarray.Dataset.to_netcdf`` kwargs)."""
-        self.ds.to_netcdf(path, **kwargs)
-
-    def to_zarr(self, store: Any, **kwargs: Any) -> None:
-        """Write the fitted state to a zarr store (needs the ``zarr`` package)."""
-        try:
-            import zarr  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "saving to zarr needs the 'zarr' package: pip install zarr (or use .to_netcdf())"
-            ) from None
-        self.ds.to_zarr(store, **kwargs)
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, **kwargs: Any) -> QuantileDeltaMapping:
-        """Open a state written by :meth:`to_netcdf` (a file) or :meth:`to_zarr` (a directory)."""
-        p = os.fspath(path)
-        if os.path.isdir(p) or p.endswith(".zarr"):
-            ds = xr.open_zarr(p, **kwargs)
-        else:
-            ds = xr.open_dataset(p, **kwargs)
-        return cls(ds)
 
 
 def _common_units(ref: xr.DataArray, hist: xr.DataArray) -> str | None:
@@ -629,6 +152,391 @@ def _group_values(prop: str | None, ref_l: np.ndarray, hist_l: np.ndarray) -> np
     return np.union1d(np.unique(ref_l), np.unique(hist_l))
 
 
+# ----------------------------------------------------------------------------- the fitted object
+
+
+class QuantileDeltaMapping(Fitted):
+    """Quantile delta mapping fitted once on (ref, hist), applied to any ``sim``.
+
+    Parameters
+    ----------
+    kind : {"additive", "multiplicative"}
+        Additive for temperature-like, multiplicative for precipitation-like variables.
+    n_quantiles : int
+        Number of nodes ``(k + 1/2) / n`` (xsdba ``equally_spaced_nodes``; xsdba's default is
+        20, Hess et al. 2024 use 500).
+    group : {"time", "time.season", "time.month", "time.dayofyear"}
+        Fit separately per season, month or day of year.
+    window : int, optional
+        Odd window in time steps for day-of-year groups (default 31; xsdba's default is 1).
+    dry_threshold : float or str, optional
+        Multiplicative only: values below it (e.g. ``"0.1 mm/day"``; a number is in ref's
+        units) are replaced by seeded uniform noise in (0, threshold) in ref, hist and sim,
+        and adjusted values below it are set to 0.
+    seed : int
+        Seed of that noise (counter-based: independent of chunking and workers).
+
+    Attributes
+    ----------
+    state_ : xarray.Dataset or None
+        The fitted state: variables ``af``, ``hist_q``, ``ref_q`` (cell dims, ``group``,
+        ``quantiles``) and the options and ``units`` in its attributes.
+
+    Notes
+    -----
+    For each group and node ``tau_k = (k + 1/2) / n``, :meth:`fit` stores the type-7 quantiles
+    ``F_ref^-1(tau_k)``, ``F_hist^-1(tau_k)`` and the factor
+    ``af_k = F_ref^-1 - F_hist^-1`` (additive) or ``F_ref^-1 / F_hist^-1`` (multiplicative, 1
+    where ``F_hist^-1 <= 0``). :meth:`apply` ranks each ``sim`` value in its group,
+    ``tau = F_sim(x)``, and returns ``x + af(tau)`` or ``x * af(tau)`` [Cannon15]_.
+
+    References
+    ----------
+    .. [Cannon15] Cannon, Sobie, Murdock (2015): Bias correction of GCM precipitation by quantile
+       mapping: how well do methods preserve changes in quantiles and extremes? J. Climate 28,
+       6938-6959.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2000-01-01", periods=730)
+    >>> rng = np.random.default_rng(0)
+    >>> da = lambda mu: xr.DataArray(rng.normal(mu, 1, (2, 730)), dims=("x", "time"),
+    ...                              coords={"time": t}, attrs={"units": "K"})
+    >>> qm = QuantileDeltaMapping(n_quantiles=20, group="time.month").fit(da(1.0), da(0.0))
+    >>> qm.state_.af.shape
+    (2, 12, 20)
+    >>> out = qm.apply(da(2.0))
+    >>> round(float(out.mean()), 1), out.attrs["units"]
+    (3.1, 'K')
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: Kind = "additive",
+        n_quantiles: int = 50,
+        group: Group = "time",
+        window: int | None = None,
+        dry_threshold: float | str | None = None,
+        seed: int = 0,
+    ) -> None:
+        check_choice(kind, "kind", _KINDS, "('additive' e.g. for temperature, 'multiplicative' e.g. for precipitation)")
+        prop = _parse_group(group)
+        self.kind = kind
+        self.group = group
+        self.window = _check_window(window, prop)
+        self.n_quantiles = check_int(n_quantiles, "n_quantiles", 1)
+        self.seed = check_int(seed, "seed", 0)
+        if dry_threshold is not None and kind != "multiplicative":
+            raise ValueError(
+                f"dry_threshold={dry_threshold!r} is only used with kind='multiplicative' "
+                "(zeros in ratios); drop it for kind='additive'"
+            )
+        if dry_threshold is not None and not isinstance(dry_threshold, (str, int, float, np.number)):
+            raise TypeError(
+                f"dry_threshold must be a number (in ref's units) or a string with units such as "
+                f"'0.1 mm/day', got {type(dry_threshold).__name__} {dry_threshold!r}"
+            )
+        self.dry_threshold = dry_threshold
+        self.state_ = None
+
+    # -- fitted parameters
+    @property
+    def units(self) -> str | None:
+        """Units of ref, in which the state is stored and the result is given by default."""
+        u = self._check_fitted().attrs.get("units")
+        return None if u is None else str(u)
+
+    def _threshold(self) -> float | None:
+        v = self._check_fitted().attrs.get("dry_threshold")
+        return None if v is None else float(v)
+
+    def fit(self, ref: xr.DataArray, hist: xr.DataArray, *, dim: Hashable | None = None) -> QuantileDeltaMapping:
+        """Learn the quantiles of the observations ``ref`` and the model ``hist``.
+
+        Parameters
+        ----------
+        ref, hist : xarray.DataArray
+            Observations and model over the calibration period: same non-time dims (any
+            order, any chunks; same coordinates), series of any length and calendar. NaN is
+            skipped. ``hist`` is converted to ``ref``'s units.
+        dim : hashable, optional
+            The sample dim of ``ref`` and ``hist``: their time dim (default: found from CF
+            metadata or the name).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            For non-DataArray or non-real input.
+        ValueError
+            Missing or incompatible units, non-time dims that differ between ref and hist,
+            infinite values.
+        """
+        ref = check_finite(check_dataarray(ref, "ref"), "ref")
+        hist = check_finite(check_dataarray(hist, "hist"), "hist")
+        prop = _parse_group(self.group)
+        tr, th = find_time_dim(ref, dim), find_time_dim(hist, dim)
+        units = _common_units(ref, hist)
+        if units is not None:
+            hist = convert_units(hist, units, "hist")
+        thresh = None
+        if self.dry_threshold is not None:
+            thresh = parse_quantity(self.dry_threshold, units, "dry_threshold")
+            if not np.isfinite(thresh) or thresh <= 0:
+                raise ValueError(
+                    f"dry_threshold must be positive and finite, got {self.dry_threshold!r}; e.g. "
+                    "dry_threshold='0.1 mm/day'"
+                )
+        cr, ch = _cell_dims(ref, tr), _cell_dims(hist, th)
+        if set(cr) != set(ch):
+            raise ValueError(
+                f"ref has non-time dims {cr} but hist has {ch}; they must be the same (in any "
+                "order) — select or rename so that both cover the same cells"
+            )
+        ref_l, hist_l = _labels(ref, tr, prop, "ref"), _labels(hist, th, prop, "hist")
+        groups = _group_values(prop, ref_l, hist_l)
+        ref_r = _whole_time(ref.rename({tr: _T_REF}), _T_REF)
+        hist_r = _whole_time(hist.rename({th: _T_HIST}), _T_HIST)
+        try:
+            ref_r, hist_r = xr.align(ref_r, hist_r, join="exact")
+        except ValueError as err:
+            raise ValueError(
+                f"ref and hist have different coordinates along their non-time dims {cr} "
+                f"({err}); select the same cells, e.g. hist.sel(location=ref.location)"
+            ) from None
+        nq = self.n_quantiles
+        af, hist_q, ref_q = xr.apply_ufunc(
+            np_qdm.fit,
+            ref_r,
+            hist_r,
+            _cell_ids(ref_r, cr),
+            input_core_dims=[[_T_REF], [_T_HIST], []],
+            output_core_dims=[["group", "quantiles"]] * 3,
+            dask="parallelized",
+            output_dtypes=[np.float64] * 3,
+            dask_gufunc_kwargs={"output_sizes": {"group": groups.size, "quantiles": nq}},
+            kwargs={
+                "ref_labels": ref_l,
+                "hist_labels": hist_l,
+                "groups": groups,
+                "n_quantiles": nq,
+                "kind": self.kind,
+                "window": self.window,
+                "dry_threshold": thresh,
+                "seed": self.seed,
+            },
+        )
+        attrs: dict[str, Any] = {
+            "xdownscale_object": "QuantileDeltaMapping",
+            "method": "quantile delta mapping (Cannon et al. 2015)",
+            "kind": self.kind,
+            "group": self.group,
+            "window": self.window,
+            "n_quantiles": nq,
+            "seed": self.seed,
+            "xdownscale_version": __version__,
+        }
+        if units is not None:
+            attrs["units"] = units
+        if thresh is not None:
+            attrs["dry_threshold"] = thresh
+        coords: dict[str, Any] = {
+            "quantiles": ("quantiles", np_qdm.equally_spaced_nodes(nq)),
+            "group": ("group", groups, {"grouping": self.group}),
+        }
+        if prop == "season":
+            coords["group"][2]["labels"] = _SEASONS
+        var_attrs = {"units": units} if units is not None else {}
+        ds = xr.Dataset(
+            {
+                "af": af.assign_attrs(long_name=f"{self.kind} adjustment factor"),
+                "hist_q": hist_q.assign_attrs(long_name="quantiles of hist", **var_attrs),
+                "ref_q": ref_q.assign_attrs(long_name="quantiles of ref", **var_attrs),
+            },
+            coords=coords,
+            attrs=attrs,
+        )
+        if self.kind == "additive" and units is not None:
+            ds["af"].attrs["units"] = units
+        self.state_ = ds
+        return self
+
+    def apply(
+        self,
+        sim: xr.DataArray,
+        *,
+        interp: Interp = "nearest",
+        extrapolation: Extrapolation = "constant",
+        units: str | None = None,
+        dim: Hashable | None = None,
+    ) -> xr.DataArray:
+        """Adjust ``sim`` (any period, any calendar of the same group labels).
+
+        Parameters
+        ----------
+        sim : xarray.DataArray
+            Model series; its non-time dims must include those of the fitted state (any order;
+            extra dims such as ``realization`` are broadcast). Converted to :attr:`units`.
+        interp : {"nearest", "linear"}
+            Interpolation of the factors between nodes (xsdba's default is "nearest").
+        extrapolation : {"constant", "nan"}
+            Beyond the end nodes: keep the end factor, or give NaN.
+        units : str, optional
+            Units of the result (default: :attr:`units`, those of ref, as xsdba).
+        dim : hashable, optional
+            The sample dim of ``sim``: its time dim.
+
+        Returns
+        -------
+        xarray.DataArray
+            Adjusted ``sim``: same dims, coords and attrs, ``units`` set, a ``history`` line
+            prepended. Lazy when ``sim`` or the fitted state is.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For bad input (see the messages).
+        """
+        state = self._check_fitted()
+        sim = check_finite(check_dataarray(sim, "sim"), "sim")
+        check_choice(interp, "interp", ("nearest", "linear"))
+        check_choice(extrapolation, "extrapolation", ("constant", "nan"))
+        ts = find_time_dim(sim, dim)
+        fit_units = self.units
+        sim_units = sim.attrs.get("units")
+        if fit_units is None and (sim_units is not None or units is not None):
+            raise ValueError(
+                f"sim has units {sim_units!r} (or units={units!r} was asked) but ref/hist had "
+                "none, so they cannot be compared; set ref.attrs['units'] and "
+                "hist.attrs['units'] before fitting"
+            )
+        sim_c = sim if fit_units is None else convert_units(sim, fit_units, "sim")
+        prop = _parse_group(self.group)
+        labels = _labels(sim, ts, prop, "sim")
+        groups = np.asarray(state["group"].values)
+        extra = np.setdiff1d(np.unique(labels), groups)
+        if extra.size:
+            raise ValueError(
+                f"sim has {prop} labels {extra.tolist()[:5]} that ref/hist do not have (fitted "
+                f"labels {groups.min()}..{groups.max()}); use the same calendar for sim as for "
+                "the training data, e.g. sim.convert_calendar(...)"
+            )
+        cells = _cell_dims(sim, ts)
+        af = state["af"]
+        missing = [d for d in af.dims if d not in ("group", "quantiles") and d not in cells]
+        if missing:
+            raise ValueError(
+                f"the fitted state has dims {missing} that sim (dims {tuple(sim.dims)}) lacks; "
+                "adjust a sim that covers the same cells"
+            )
+        sim_r = _whole_time(sim_c.rename({ts: _T_SIM}), _T_SIM)
+        try:
+            sim_r, af = xr.align(sim_r, af, join="exact")
+        except ValueError as err:
+            raise ValueError(
+                f"sim and the fitted state have different coordinates along {cells} ({err}); "
+                "select the same cells"
+            ) from None
+        if af.chunks is not None:
+            af = af.chunk({"group": -1, "quantiles": -1})
+        dtype = sim_r.dtype if np.issubdtype(sim_r.dtype, np.floating) else np.float64
+        threshold = self._threshold()
+        out = xr.apply_ufunc(
+            np_qdm.adjust,
+            sim_r,
+            af,
+            _cell_ids(sim_r, cells),
+            input_core_dims=[[_T_SIM], ["group", "quantiles"], []],
+            output_core_dims=[[_T_SIM]],
+            dask="parallelized",
+            output_dtypes=[dtype],
+            kwargs={
+                "sim_labels": labels,
+                "groups": groups,
+                "kind": self.kind,
+                "interp": interp,
+                "extrapolation": extrapolation,
+                "window": self.window,
+                "dry_threshold": threshold,
+                "seed": self.seed,
+                "time_first": sim.dims[0] == ts,
+            },
+        )
+        out = out.rename({_T_SIM: ts}).transpose(*sim.dims)
+        out = out.assign_coords({k: c for k, c in sim.coords.items() if k not in out.coords})
+        out_units = fit_units
+        if units is not None:
+            out = convert_units(out.assign_attrs(units=fit_units), units, "the result")
+            out_units = units
+        params = (
+            f"kind={self.kind!r}, n_quantiles={self.n_quantiles}, group={self.group!r}, "
+            f"window={self.window}, interp={interp!r}, extrapolation={extrapolation!r}, "
+            + (
+                "dry_threshold=None"
+                if threshold is None
+                else f"dry_threshold={threshold!r} {fit_units or ''}".rstrip()
+            )
+            + f", seed={self.seed}"
+        )
+        attrs = dict(sim.attrs)
+        if out_units is not None:
+            attrs["units"] = out_units
+        attrs = add_history(attrs, f"quantile delta mapping qdm({params}) (Cannon et al. 2015)")
+        out.attrs = attrs
+        out.name = sim.name
+        return out
+
+    # -- persistence and display
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> QuantileDeltaMapping:
+        """A fitted object from its state (:meth:`to_dataset`, or a file read by :meth:`open`).
+
+        Raises
+        ------
+        ValueError
+            If ``ds`` is not a fitted QuantileDeltaMapping state.
+        """
+        missing = [v for v in ("af", "hist_q", "ref_q") if v not in ds]
+        missing += [a for a in ("kind", "group", "window", "n_quantiles", "seed") if a not in ds.attrs]
+        if missing:
+            raise ValueError(
+                f"the dataset is not a fitted QuantileDeltaMapping state: it lacks {missing}; "
+                "create one with QuantileDeltaMapping(...).fit(ref, hist) or open a file "
+                "written by .save()"
+            )
+        a = ds.attrs
+        obj = cls(
+            kind=str(a["kind"]),
+            n_quantiles=int(a["n_quantiles"]),
+            group=str(a["group"]),
+            window=int(a["window"]) if str(a["group"]) == "time.dayofyear" else None,
+            seed=int(a["seed"]),
+        )
+        obj.dry_threshold = None if a.get("dry_threshold") is None else float(a["dry_threshold"])
+        obj.state_ = ds
+        return obj
+
+    def _summary(self) -> list[tuple[str, str]]:
+        rows = [
+            ("kind", repr(self.kind)),
+            ("group", repr(self.group)),
+            ("window", str(self.window)),
+            ("n_quantiles", str(self.n_quantiles)),
+        ]
+        if self.is_fitted:
+            af = self._check_fitted()["af"]
+            cells = {str(d): n for d, n in af.sizes.items() if d not in ("group", "quantiles")}
+            rows += [("units", repr(self.units)), ("cells", str(cells))]
+            if self._threshold() is not None:
+                rows.append(("dry_threshold", f"{self._threshold():g} {self.units or ''}".strip()))
+        return rows
+
+
 # ----------------------------------------------------------------------------- function
 
 
@@ -641,14 +549,17 @@ def qdm(
     n_quantiles: int = 50,
     group: Group = "time",
     window: int | None = None,
-    interp: Literal["nearest", "linear"] = "nearest",
-    extrapolation: Literal["constant", "nan"] = "constant",
+    interp: Interp = "nearest",
+    extrapolation: Extrapolation = "constant",
     dry_threshold: float | str | None = None,
     seed: int = 0,
     units: str | None = None,
     dim: Hashable | None = None,
 ) -> xr.DataArray:
     """Bias-adjust ``sim`` by quantile delta mapping against ``ref`` (obs) and ``hist`` (model).
+
+    Shorthand for ``QuantileDeltaMapping(...).fit(ref, hist).apply(sim, ...)``; keep the
+    fitted object to adjust several periods or to save it.
 
     Parameters
     ----------
@@ -657,11 +568,12 @@ def qdm(
     ref, hist : xarray.DataArray
         Observations and model over the calibration period.
     kind, n_quantiles, group, window, dry_threshold, seed
-        See :meth:`QuantileDeltaMapping.fit`.
+        See :class:`QuantileDeltaMapping`.
     interp, extrapolation, units
-        See :meth:`QuantileDeltaMapping.adjust`.
+        See :meth:`QuantileDeltaMapping.apply`.
     dim : hashable, optional
-        Name of the time dim of all inputs (default: found with :func:`find_time_dim`).
+        The sample dim of all inputs: their time dim (default: found with
+        :func:`find_time_dim`).
 
     Returns
     -------
@@ -690,15 +602,10 @@ def qdm(
     >>> out.dims, round(float(out.mean() / sim.mean()), 1)
     (('x', 'time'), 4.0)
     """
-    model = QuantileDeltaMapping.fit(
-        ref,
-        hist,
-        kind=kind,
-        n_quantiles=n_quantiles,
-        group=group,
-        window=window,
-        dry_threshold=dry_threshold,
-        seed=seed,
-        dim=dim,
+    qm = QuantileDeltaMapping(
+        kind=kind, n_quantiles=n_quantiles, group=group, window=window,
+        dry_threshold=dry_threshold, seed=seed,
     )
-    return model.adjust(sim, interp=interp, extrapolation=extrapolation, units=units, dim=dim)
+    return qm.fit(ref, hist, dim=dim).apply(
+        sim, interp=interp, extrapolation=extrapolation, units=units, dim=dim
+    )

@@ -1,6 +1,7 @@
 """Radially averaged power spectra and the choice of the preserved scale.
 
-xarray/dask wrappers around :mod:`xdownscale.np_spectra`; see METHODS.md section 4.
+xarray/dask wrappers around :mod:`xdownscale.np_spectra` (Hess et al. 2024, section 4.5;
+Bischoff & Deck 2023); see the task page "look at spectra and pick the scale".
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import numpy as np
 import xarray as xr
 
 from . import np_spectra
-from .grid import check_floating, grid_info, require_whole, upsample
+from .checks import check_choice, check_dataarray, check_finite, check_int, grid_info, require_whole
 from .grid import lowpass as _lowpass
+from .grid import upsample
+from .transforms import log_forward
+from .units import unit_factors
 
 __all__ = ["ScaleChoice", "choose_scale", "psd"]
 
 Transform = Literal["log"] | Callable[[xr.DataArray], xr.DataArray] | None
-LOG_EPS = 1e-4  # Hess et al. (2024): log(x + 1e-4) - log(1e-4)
 
 
 def _count_nan(da: xr.DataArray) -> int:
@@ -31,7 +34,7 @@ def psd(
     da: xr.DataArray,
     *,
     dim: Hashable | Sequence[Hashable] | None = None,
-    window: Literal["hann"] | None = None,
+    taper: Literal["hann"] | None = None,
     detrend: Literal["constant", "linear"] | None = None,
     nan_policy: Literal["raise", "fill"] = "raise",
     truncate: bool = True,
@@ -45,12 +48,12 @@ def psd(
     ----------
     da : xarray.DataArray
         Field(s) with two spatial dims; other dims may be dask-chunked (spatial dims must be one
-        chunk each).
+        chunk each). +-inf is refused.
     dim : hashable or sequence of hashable, optional
-        Non-spatial dims to average the spectra over. Default: all of them; ``[]`` keeps one
-        spectrum per field.
-    window : {None, "hann"}
-        Taper applied before the FFT, scaled so that ``mean(w^2) = 1`` (white noise keeps its
+        The sample dims: non-spatial dims to average the spectra over. Default: all of them;
+        ``[]`` keeps one spectrum per field.
+    taper : {None, "hann"}
+        Window applied before the FFT, scaled so that ``mean(w^2) = 1`` (white noise keeps its
         level). Use it for non-periodic fields with strong edges.
     detrend : {None, "constant", "linear"}
         Remove each field's mean, or its least-squares plane, before the FFT.
@@ -101,14 +104,10 @@ def psd(
     >>> p.sizes["wavenumber"], round(float(p.isel(wavenumber=slice(1, None)).mean()), 1)
     (32, 4.0)
     """
-    if window not in (None, "hann"):
-        raise ValueError(f"window={window!r} is not supported; use None or 'hann'")
-    if detrend not in (None, "constant", "linear"):
-        raise ValueError(f"detrend={detrend!r} is not supported; use None, 'constant' or 'linear'")
-    if rings not in ("wavenumber", "index"):
-        raise ValueError(f"rings={rings!r} is not supported; use 'wavenumber' or 'index'")
-    if nan_policy not in ("raise", "fill"):
-        raise ValueError(f"nan_policy={nan_policy!r} is not supported; use 'raise' or 'fill'")
+    check_choice(taper, "taper", (None, "hann"))
+    check_choice(detrend, "detrend", (None, "constant", "linear"))
+    check_choice(rings, "rings", ("wavenumber", "index"))
+    check_choice(nan_policy, "nan_policy", ("raise", "fill"))
     edges = None
     if bins is not None:
         edges = tuple(float(b) for b in np.asarray(bins, dtype=np.float64).ravel())
@@ -117,9 +116,9 @@ def psd(
                 f"bins must be at least two strictly increasing edges (cycles per grid cell), "
                 f"got {bins!r}"
             )
+    da = check_finite(check_dataarray(da, "da"), "da")
     info = grid_info(da, spatial_dims)
     y, x = info.y, info.x
-    check_floating(da, "da")
     ny, nx = da.sizes[y], da.sizes[x]
     if min(ny, nx) < 4:
         raise ValueError(f"psd needs at least 4 x 4 cells, got {ny} x {nx} along ({y!r}, {x!r})")
@@ -153,7 +152,7 @@ def psd(
             )
         return np_spectra.psd(
             a,
-            window=window,
+            taper=taper,
             detrend=detrend,
             fill_nan=fill,
             truncate=truncate,
@@ -191,7 +190,7 @@ def psd(
         "long_name": "radially averaged power spectral density",
         "units": f"({units})^2" if units else "",
         "normalisation": "|FFT|^2/(Nx Ny), ring mean; white noise of variance s^2 -> s^2",
-        "window": str(window),
+        "taper": str(taper),
         "detrend": str(detrend),
         "nan_policy": nan_policy,
     }
@@ -207,7 +206,7 @@ def _apply_transform(da: xr.DataArray, transform: Transform) -> xr.DataArray:
     if transform is None:
         return da
     if transform == "log":
-        return np.log(da + LOG_EPS) - np.log(LOG_EPS)
+        return log_forward(da)
     if callable(transform):
         return transform(da)
     raise ValueError(
@@ -331,15 +330,15 @@ def choose_scale(
     target: xr.DataArray,
     *,
     factor: int | None = None,
-    method: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+    interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
     lowpass: float | None = None,
     transform: Transform = None,
     smooth: int = 3,
     tolerance: float = 0.0,
-    normalize: float | None = None,
+    match_below: float | None = None,
     k_max: float | None = None,
     nan_policy: Literal["raise", "fill"] = "raise",
-    window: Literal["hann"] | None = None,
+    taper: Literal["hann"] | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> ScaleChoice:
     """Choose the scale where the source spectrum drops below the target's, and sigma* there.
@@ -352,8 +351,8 @@ def choose_scale(
         Target fields (observations / training data of the model), or their spectrum (a 1-D
         DataArray with dim ``wavenumber`` in cycles per target grid cell, e.g. from a model card).
     factor : int, optional
-        When given, ``src`` is first upsampled by ``factor`` with ``method``.
-    method : {"nearest", "bilinear", "bicubic"}
+        When given, ``src`` is first upsampled by ``factor`` with ``interpolation``.
+    interpolation : {"nearest", "bilinear", "bicubic"}
         Interpolation for ``factor``.
     lowpass : float, optional
         Low-pass cutoff (cycles per fine grid cell) applied to the upsampled source, as in the
@@ -369,19 +368,19 @@ def choose_scale(
         The source counts as below the target where ``P_src < (1 - tolerance) P_target``, so
         that small deficits at large scales do not count. In [0, 1); the default 0 gives the
         exact crossing.
-    normalize : float, optional
+    match_below : float, optional
         Compare spectral *shapes*: before the comparison, the source spectrum is rescaled so
-        that its mean over the rings ``0 < k <= normalize`` equals the target's. Use it when
+        that its mean over the rings ``0 < k <= match_below`` equals the target's. Use it when
         source and target differ in overall variance for reasons the sampler should keep (a
         different day, region or season than the model's training data), e.g.
-        ``normalize=0.25 / factor``. The rescaled source spectrum is returned.
+        ``match_below=0.25 / factor``. The rescaled source spectrum is returned.
     k_max : float, optional
         Never put k* beyond this wavenumber (cycles per target grid cell); sigma* is then
         ``sqrt(P_target(k_max))``. For a source ``factor`` times coarser, ``0.5 / factor`` (its
         Nyquist): it resolves nothing smaller, so power it shows there — e.g. a log
         transform's cliffs where interpolated rain tapers to zero — is no information to keep.
         ``sample(scale="auto")`` uses it.
-    nan_policy, window, spatial_dims
+    nan_policy, taper, spatial_dims
         Passed to :func:`psd`.
 
     Returns
@@ -391,7 +390,11 @@ def choose_scale(
     Raises
     ------
     ValueError
-        If the grids do not match (shape after ``factor``, or grid spacing), or on bad options.
+        If the grids do not match (shape after ``factor``, or grid spacing), the units are
+        incompatible (compatible ones are converted to ``src``'s), the fields are constant
+        (e.g. all dry), or on bad options.
+    TypeError
+        If ``src`` or ``target`` is not a DataArray.
 
     Notes
     -----
@@ -420,136 +423,139 @@ def choose_scale(
     >>> choice.crossed, round(choice.k_star, 3), round(choice.diffusion_time("ve"), 3)
     (True, 0.107, 0.626)
     """
-    if not isinstance(smooth, (int, np.integer)) or smooth < 1:
-        raise ValueError(f"smooth must be a positive integer (bins), got {smooth!r}")
+    src = check_dataarray(src, "src")
+    target = check_dataarray(target, "target")
+    check_int(smooth, "smooth", 1)
     if not (0 <= tolerance < 1):
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
-    if k_max is not None and not (0 < k_max <= 0.5):
-        raise ValueError(f"k_max must be a wavenumber in (0, 0.5] cycles per grid cell, got {k_max!r}")
-    kw = {"nan_policy": nan_policy, "window": window, "spatial_dims": spatial_dims}
+    for name, v in (("k_max", k_max), ("match_below", match_below)):
+        if v is not None and not (0 < v <= 0.5):
+            raise ValueError(
+                f"{name} must be a wavenumber in (0, 0.5] cycles per grid cell, got {v!r}"
+            )
+    kw = {"nan_policy": nan_policy, "taper": taper, "spatial_dims": spatial_dims}
+    if "wavenumber" not in target.dims and "wavenumber" not in src.dims:
+        target = _same_units(target, src)
     if "wavenumber" not in src.dims:
         if factor is not None:
-            src = upsample(src, factor, method=method, spatial_dims=spatial_dims)
+            src = upsample(src, factor, interpolation=interpolation, spatial_dims=spatial_dims)
         if lowpass is not None:
             src = _lowpass(src, lowpass, spatial_dims=spatial_dims)
         if "wavenumber" not in target.dims:
-            si, ti = grid_info(src, spatial_dims), grid_info(target, spatial_dims)
-            s_shape, t_shape = (src.sizes[si.y], src.sizes[si.x]), (target.sizes[ti.y], target.sizes[ti.x])
-            if s_shape != t_shape:
-                hint = (
-                    f"; pass factor={t_shape[0] // s_shape[0]}"
-                    if factor is None and t_shape[0] % s_shape[0] == 0
-                    else ""
-                )
-                raise ValueError(
-                    f"src has {s_shape} cells{' after upsampling' if factor else ''} but target "
-                    f"has {t_shape}: the spectra must be on the same grid{hint}"
-                )
-            if si.spacing and ti.spacing and abs(si.spacing - ti.spacing) > 0.01 * ti.spacing:
-                raise ValueError(
-                    f"grid spacing of src{' after upsampling' if factor else ''} is "
-                    f"{si.spacing:.6g} but target's is {ti.spacing:.6g}; check factor="
-                    f"{factor!r} (it should be about {(si.spacing * (factor or 1)) / ti.spacing:.3g})"
-                )
+            _same_grid(src, target, factor, spatial_dims)
     p_src = _as_spectrum(src, "src", kw, transform)
     p_tgt = _as_spectrum(target, "target", kw, transform)
     k = p_src.wavenumber.values
-    if p_tgt.sizes["wavenumber"] != len(k) or not np.allclose(p_tgt.wavenumber.values, k):
-        # target spectrum on other wavenumbers (e.g. stored with a model): log-log interpolation
-        kt, pt = p_tgt.wavenumber.values, p_tgt.values
-        m = (kt > 0) & (pt > 0)
-        vals = np.full(k.shape, np.nan)
-        inside = (k >= kt[m].min()) & (k <= kt[m].max())
-        vals[inside] = np.exp(np.interp(np.log(k[inside]), np.log(kt[m]), np.log(pt[m])))
-        p_tgt = xr.DataArray(vals, dims="wavenumber", coords=p_src.wavenumber.coords, attrs=p_tgt.attrs)
-    ps, pt = p_src.values.astype(np.float64), p_tgt.values.astype(np.float64)
-    if normalize is not None:
-        if not (0 < normalize <= 0.5):
-            raise ValueError(
-                f"normalize must be a wavenumber in (0, 0.5] cycles per grid cell, got {normalize!r}"
-            )
-        valid = (k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0)
-        big = valid & (k <= normalize)
-        if not big.any() and valid.any():  # no valid ring that large: use the largest valid one
-            big = valid & (k == k[valid].min())
-        gain = float(np.mean(pt[big]) / np.mean(ps[big]))
-        ps = ps * gain
-        p_src = p_src * gain
-        p_src.attrs["normalized_by"] = gain
-    use = np.flatnonzero((k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0))
-    if use.size < 2:
-        raise ValueError(
-            "fewer than 2 wavenumbers where both spectra are positive and finite; "
-            "are the fields constant or all-NaN?"
+    try:
+        c = np_spectra.find_crossing(
+            k, p_src.values, p_tgt.values, k_target=p_tgt.wavenumber.values, smooth=int(smooth),
+            tolerance=tolerance, match_below=match_below, k_max=k_max,
         )
-    ratio = np.log(ps[use]) - np.log(pt[use])
-    if smooth > 1 and ratio.size >= smooth:
-        kernel = np.ones(smooth) / smooth
-        padded = np.pad(ratio, smooth // 2, mode="edge")
-        ratio = np.convolve(padded, kernel, mode="valid")[: use.size]
-    def crossing(thr: float):
-        """Interpolated k where the ratio falls through thr for good, or None."""
-        above = np.flatnonzero(ratio >= thr)
-        if above.size == 0 or above[-1] == use.size - 1:
-            return above.size
-        j = above[-1]
-        i0, i1 = use[j], use[j + 1]
-        t = (ratio[j] - thr) / (ratio[j] - ratio[j + 1])
-        log_k = np.log(k[i0]) + t * (np.log(k[i1]) - np.log(k[i0]))
-        log_p = np.interp(log_k, np.log(k[[i0, i1]]), np.log(pt[[i0, i1]]))
-        return float(np.exp(log_k)), float(np.exp(log_p))
-
-    found = crossing(np.log1p(-tolerance))
-    crossed = isinstance(found, tuple)
-    if crossed:
-        k_star, p_star = found
-        note = (
-            f"source drops below target for good at k* = {k_star:.4g} cycles per grid cell "
-            f"(log-ratio smoothed over {smooth} bins, tolerance {tolerance:g}"
-            + (f", source scaled by {gain:.3g} to match k <= {normalize:g})" if normalize else ")")
-        )
-    elif found == 0:
-        half = crossing(np.log(0.5))
-        if isinstance(half, tuple):
-            k_star, p_star = half
-            note = (
-                "spectra never cross: the source is below the target at every k > 0 (as for a "
-                "smoothed copy of the target); k* is the half-power point, where the source "
-                f"has lost half of the target's power: k* = {k_star:.4g}"
-            )
-        else:
-            k_star, p_star = float(k[use[0]]), float(pt[use[0]])
-            note = (
-                "spectra never cross: the source has less than half the target's power at "
-                "every k > 0 (too smooth at all scales); k* is the lowest non-zero wavenumber"
-            )
-    else:
-        k_star, p_star = float(k[use[-1]]), float(pt[use[-1]])
-        note = (
-            "spectra never cross: the source has at least the target's power up to the "
-            "highest wavenumber; k* is the highest ring and sigma* the noise floor there, so a "
-            "sampler regenerates only the finest scale"
-        )
-    if k_max is not None and k_star > k_max:
-        k_star = float(k_max)
-        p_star = float(np.exp(np.interp(np.log(k_max), np.log(k[use]), np.log(pt[use]))))
+    except ValueError:
+        raise ValueError(_no_spectrum_message(p_src, p_tgt)) from None
+    if not np.array_equal(p_tgt.wavenumber.values, k):
+        p_tgt = xr.DataArray(c.p_target, dims="wavenumber", coords=p_src.wavenumber.coords,
+                             attrs=p_tgt.attrs)
+    if c.gain is not None:
+        p_src = p_src * c.gain
+        p_src.attrs["normalized_by"] = c.gain
+    note = _NOTES[c.case].format(k=c.k_star, smooth=smooth, tolerance=tolerance)
+    if c.case == "crossed" and match_below:
+        note = note[:-1] + f", source scaled by {c.gain:.3g} to match k <= {match_below:g})"
+    if c.capped:
         note += f"; capped at k_max = {k_max:g}, beyond which the source resolves nothing"
-    if not crossed:
+    if c.case != "crossed":
         warnings.warn(note, UserWarning, stacklevel=2)
-    sigma_star = float(np.sqrt(p_star))
     wl, wl_units = None, None
     for p in (p_tgt, p_src):
         if "wavelength" in p.coords and np.isfinite(p.wavelength.values[1:]).all():
             spacing = float(p.wavelength.values[1] * k[1])
-            wl, wl_units = spacing / k_star, p.wavelength.attrs.get("units") or None
+            wl, wl_units = spacing / c.k_star, p.wavelength.attrs.get("units") or None
             break
     return ScaleChoice(
-        k_star=k_star,
-        sigma_star=sigma_star,
+        k_star=c.k_star,
+        sigma_star=float(np.sqrt(c.p_star)),
         wavelength_star=wl,
         wavelength_units=wl_units,
-        crossed=crossed,
+        crossed=c.case == "crossed",
         psd_source=p_src,
         psd_target=p_tgt,
         note=note,
     )
+
+
+_NOTES = {
+    "crossed": (
+        "source drops below target for good at k* = {k:.4g} cycles per grid cell "
+        "(log-ratio smoothed over {smooth} bins, tolerance {tolerance:g})"
+    ),
+    "half": (
+        "spectra never cross: the source is below the target at every k > 0 (as for a "
+        "smoothed copy of the target); k* is the half-power point, where the source "
+        "has lost half of the target's power: k* = {k:.4g}"
+    ),
+    "smooth": (
+        "spectra never cross: the source has less than half the target's power at "
+        "every k > 0 (too smooth at all scales); k* is the lowest non-zero wavenumber"
+    ),
+    "rough": (
+        "spectra never cross: the source has at least the target's power up to the "
+        "highest wavenumber; k* is the highest ring and sigma* the noise floor there, so a "
+        "sampler regenerates only the finest scale"
+    ),
+}
+
+
+def _no_spectrum_message(p_src: xr.DataArray, p_tgt: xr.DataArray) -> str:
+    flat = [n for n, p in (("src", p_src), ("target", p_tgt)) if not (np.nan_to_num(p.values[1:]) > 0).any()]
+    if flat:
+        return (
+            f"{' and '.join(flat)} {'has' if len(flat) == 1 else 'have'} no power at any "
+            "wavenumber k > 0: the fields are constant (for precipitation: all dry), so there "
+            "is no scale to choose; pass the noise level yourself (sample(..., scale=<sigma*>), "
+            "e.g. scale=0.5), or pick a time with some structure"
+        )
+    return (
+        "fewer than 2 wavenumbers where both spectra are positive and finite; check that the "
+        "fields are not constant or all-NaN"
+    )
+
+
+def _same_units(target: xr.DataArray, src: xr.DataArray) -> xr.DataArray:
+    """``target`` in ``src``'s units (converted when compatible; refused when not)."""
+    su, tu = src.attrs.get("units"), target.attrs.get("units")
+    if su is None and tu is None:
+        return target
+    if su is None or tu is None:
+        has, lacks = ("src", "target") if tu is None else ("target", "src")
+        raise ValueError(
+            f"{has} has units {su or tu!r} but {lacks} has no 'units' attribute, so the spectra "
+            f"cannot be compared; set it, e.g. {lacks}.attrs['units'] = {su or tu!r}"
+        )
+    scale, offset = unit_factors(str(tu), str(su), "target")
+    if (scale, offset) == (1.0, 0.0):
+        return target
+    out = target * scale + offset
+    out.attrs = {**target.attrs, "units": su}
+    return out
+
+
+def _same_grid(src: xr.DataArray, target: xr.DataArray, factor, spatial_dims) -> None:
+    si, ti = grid_info(src, spatial_dims), grid_info(target, spatial_dims)
+    s_shape, t_shape = (src.sizes[si.y], src.sizes[si.x]), (target.sizes[ti.y], target.sizes[ti.x])
+    if s_shape != t_shape:
+        hint = (
+            f"; pass factor={t_shape[0] // s_shape[0]}"
+            if factor is None and t_shape[0] % s_shape[0] == 0
+            else ""
+        )
+        raise ValueError(
+            f"src has {s_shape} cells{' after upsampling' if factor else ''} but target "
+            f"has {t_shape}: the spectra must be on the same grid{hint}"
+        )
+    if si.spacing and ti.spacing and abs(si.spacing - ti.spacing) > 0.01 * ti.spacing:
+        raise ValueError(
+            f"grid spacing of src{' after upsampling' if factor else ''} is "
+            f"{si.spacing:.6g} but target's is {ti.spacing:.6g}; check factor="
+            f"{factor!r} (it should be about {(si.spacing * (factor or 1)) / ti.spacing:.3g})"
+        )

@@ -1,22 +1,19 @@
-"""Train a downscaling prior on your own high-resolution fields: :func:`train` and its CLI.
+"""Train a downscaling prior on your own high-resolution fields: :func:`train`.
 
 The model is unconditional — trained on the *target* data only (Hess et al. 2024's foundation
-model) — and is used for downscaling by :func:`xdownscale.sample` (SDEdit from sigma*). Torch is
-imported inside the functions, so importing this module is cheap. The torch loop lives in
-:mod:`xdownscale.models.trainer`; the file format in :mod:`xdownscale.models.io`.
-
-Command line::
-
-    python -m xdownscale.train data.nc --var precip --kind edm --transform log \
-        --output my-model.pt --checkpoint my-model.ckpt --steps 20000 --time-limit 3600
+model) — and is used for downscaling by :func:`xdownscale.sample` (SDEdit from sigma*). This is
+the xarray layer: it checks the fields, brings them into the model's space, builds the card;
+the torch loop is :func:`xdownscale.nn.training.fit` (imported when training starts) and the
+file format :mod:`xdownscale.models.io`. The command line is ``xdownscale train``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
+import inspect
 import os
 import platform
+import tempfile
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import xarray as xr
 
-from .grid import check_floating, grid_info
+from .checks import check_choice, check_dataarray, check_int, grid_info
 
 if TYPE_CHECKING:
     from .nn.model import DownscalingModel
 
-__all__ = ["main", "train"]
+__all__ = ["train"]
 
-_KINDS = ("edm", "consistency")
+PARAMETERISATIONS = ("edm", "consistency")
 _DEFAULT_NOISE = {"edm": (-1.2, 1.2), "consistency": (-1.1, 2.0)}
 
 
@@ -45,6 +42,25 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _check_writable(path: str | os.PathLike | None, name: str) -> None:
+    """Fail now, not after hours of training, when ``path`` cannot be written."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{name}={str(p)!r} is a directory; pass a file name, e.g. {str(p / 'my-model.pt')!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".xdownscale-write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"{name}={str(p)!r} cannot be written ({err.strerror or err}); pass a path in a "
+            "writable directory"
+        ) from None
+
+
 def _fields(
     da: xr.DataArray | Sequence[xr.DataArray], spatial_dims
 ) -> tuple[list[np.ndarray], list[xr.DataArray], Any]:
@@ -56,7 +72,7 @@ def _fields(
         )
     out, info0 = [], None
     for k, a in enumerate(arrays):
-        check_floating(a, f"da[{k}]" if len(arrays) > 1 else "da")
+        check_dataarray(a, f"da[{k}]" if len(arrays) > 1 else "da")
         info = grid_info(a, spatial_dims)
         info0 = info0 or info
         lead = [d for d in a.dims if d not in (info.y, info.x)]
@@ -100,14 +116,12 @@ def _target_psd(fields, size: int, min_valid: float, seed: int, n: int = 256):
 
 
 # the train() options a fine-tuning start (init=) takes from the model's card
-_FROM_INIT = ("kind", "transform", "scale_range", "sigma_data", "sigma_min", "sigma_max", "channels",
+_FROM_INIT = ("parameterisation", "transform", "scale_range", "sigma_data", "sigma_min", "sigma_max", "channels",
               "num_res_blocks", "attention", "dropout", "periodic")
 
 
 def _init_from(init, given: dict[str, Any]):
     """The card-fixed options, the inner denoiser's state dict and provenance of ``init``."""
-    import inspect
-
     from .models import load
     from .nn.model import DownscalingModel
 
@@ -120,7 +134,7 @@ def _init_from(init, given: dict[str, Any]):
     card = model.card
     net = card.extra.get("network", {}).get("config", {})
     base = {
-        "kind": card.parameterisation, "transform": card.transform,
+        "parameterisation": card.parameterisation, "transform": card.transform,
         "scale_range": None if card.scale_min is None else (card.scale_min, card.scale_max),
         "sigma_data": card.sigma_data, "sigma_min": card.sigma_min, "sigma_max": card.sigma_max,
         "channels": tuple(net.get("channels", ())), "num_res_blocks": net.get("num_res_blocks"),
@@ -165,14 +179,14 @@ def _check_inside_range(fields, raw, card, info) -> None:
 
 
 def _check_same_network(cfg, info) -> None:
-    from .models.trainer import _build
+    from .nn.training import build_network
 
-    built = _build(cfg).net.config
+    built = build_network(cfg).net.config
     if built != info["config"]:
         raise ValueError(
             f"init={info['name']!r} uses a network configuration that train() cannot rebuild "
             f"({info['config']!r} against {built!r}); fine-tune it with the lower-level "
-            "xdownscale.models.trainer.fit"
+            "xdownscale.nn.training.fit"
         )
 
 
@@ -180,10 +194,10 @@ def train(
     da: xr.DataArray | Sequence[xr.DataArray],
     *,
     init: str | os.PathLike | DownscalingModel | None = None,
-    kind: Literal["edm", "consistency"] = "edm",
+    parameterisation: Literal["edm", "consistency"] = "edm",
     output: str | os.PathLike | None = None,
     name: str = "my-model",
-    steps: int = 2000,
+    iterations: int = 2000,
     batch_size: int = 32,
     crop: int = 64,
     lr: float = 2e-4,
@@ -226,11 +240,11 @@ def train(
     init : str, path-like or DownscalingModel, optional
         Fine-tune: start from this trained model (a registered name such as ``"radar-8x"``, a
         weight file or a loaded model) instead of random weights — Hess et al.'s foundation
-        model adapted to your region. The model fixes ``kind``, the network, ``transform``,
+        model adapted to your region. The model fixes ``parameterisation``, the network, ``transform``,
         ``scale_range``, ``sigma_data`` and the noise range (the new data are mapped into the
         model's space); leave those arguments at their defaults or pass the model's values.
         The optimiser starts afresh; the card records the model's name and sha256.
-    kind : {"edm", "consistency"}
+    parameterisation : {"edm", "consistency"}
         ``"edm"``: EDM denoiser (sample with ``method="heun"``); ``"consistency"``: improved
         consistency training (one-step sampling).
     output : path, optional
@@ -238,9 +252,9 @@ def train(
         back with :func:`xdownscale.models.load`.
     name : str
         Model name (card and history lines).
-    steps, batch_size, crop, lr : int, int, int, float
-        Optimiser steps, crops per step, crop size (cells), Adam learning rate (linear warm-up
-        over 100 steps).
+    iterations, batch_size, crop, lr : int, int, int, float
+        Optimiser steps in all (a resumed run continues to this total), crops per step, crop
+        size (cells), Adam learning rate (linear warm-up over 100 steps).
     channels, num_res_blocks, attention, dropout
         :class:`xdownscale.nn.UNet` options.
     periodic : "auto" or (bool, bool)
@@ -301,13 +315,14 @@ def train(
     ------
     ValueError
         Bad options, fields smaller than ``crop``, no crop with enough valid cells, a
-        checkpoint written with other options.
+        checkpoint written with other options, an ``output`` or ``checkpoint`` that cannot be
+        written (checked before training starts).
     TypeError
         If ``da`` is not a DataArray (or a sequence of them).
 
     Notes
     -----
-    Losses (METHODS.md section 5): EDM ``lambda(sigma) ||D(x + sigma n, sigma) - x||^2`` with
+    Losses: EDM ``lambda(sigma) ||D(x + sigma n, sigma) - x||^2`` with
     ``ln sigma ~ N(P_mean, P_std^2)``; improved consistency training (Song & Dhariwal 2023):
     pseudo-Huber distance, ``1/(sigma_{i+1} - sigma_i)`` weighting, discretised log-normal
     noise indices and the doubling curriculum (s0 = 10, s1 = 1280). Both average over valid
@@ -318,70 +333,54 @@ def train(
     --------
     >>> from xdownscale.datasets import power_law_field
     >>> da = power_law_field((8, 32, 32), slope=-3.0, seed=0)
-    >>> m = train(da, steps=3, batch_size=2, crop=16, channels=(8,), progress=False, device="cpu")
+    >>> m = train(da, iterations=3, batch_size=2, crop=16, channels=(8,), progress=False,
+    ...           device="cpu")
     >>> m.card.parameterisation, len(m.card.target_psd) > 0
     ('edm', True)
     """
-    from .models.card import ModelCard
-    from .models.trainer import TrainConfig, fit
-    from .nn.model import DownscalingModel
+    from .nn.training import TrainConfig, fit
 
-    if kind not in _KINDS:
-        raise ValueError(f"kind={kind!r} is not supported; use 'edm' or 'consistency'")
-    if transform not in ("identity", "log"):
-        raise ValueError(f"transform={transform!r} is not supported; use 'identity' or 'log'")
-    for nm, v, lo in (("steps", steps, 1), ("batch_size", batch_size, 1), ("crop", crop, 4)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
-            raise ValueError(f"{nm} must be an integer >= {lo}, got {v!r}")
+    check_choice(parameterisation, "parameterisation", PARAMETERISATIONS)
+    check_choice(transform, "transform", ("identity", "log"))
+    check_int(iterations, "iterations", 1)
+    check_int(batch_size, "batch_size", 1)
+    check_int(crop, "crop", 4)
     if not 0 < min_valid <= 1:
         raise ValueError(f"min_valid must be in (0, 1], got {min_valid!r}")
+    _check_writable(output, "output")
+    _check_writable(checkpoint, "checkpoint")
     raw, arrays, info = _fields(da, spatial_dims)
+    opts = {
+        "parameterisation": parameterisation, "transform": transform, "scale_range": scale_range,
+        "sigma_data": sigma_data, "sigma_min": sigma_min, "sigma_max": sigma_max,
+        "channels": channels, "num_res_blocks": num_res_blocks, "attention": attention,
+        "dropout": dropout, "periodic": periodic,
+    }
     init_state, init_info = None, None
     if init is not None:
-        given = {"kind": kind, "transform": transform, "scale_range": scale_range,
-                 "sigma_data": sigma_data, "sigma_min": sigma_min, "sigma_max": sigma_max,
-                 "channels": channels, "num_res_blocks": num_res_blocks, "attention": attention,
-                 "dropout": dropout, "periodic": periodic}
-        base, init_state, init_info = _init_from(init, given)
-        kind, transform, scale_range, sigma_data = base["kind"], base["transform"], base["scale_range"], base["sigma_data"]
-        sigma_min, sigma_max, channels = base["sigma_min"], base["sigma_max"], base["channels"]
-        num_res_blocks, attention, dropout, periodic = (
-            base["num_res_blocks"], base["attention"], base["dropout"], base["periodic"])
-    if isinstance(periodic, str):
-        if periodic != "auto":
-            raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)")
-        periodic = (False, bool(info.periodic_x))
-    try:
-        per_y, per_x = (bool(v) for v in periodic)
-    except (TypeError, ValueError):
-        raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)") from None
-    # transform, then min/max scaling (Hess et al.); NaN stays NaN
-    model_space = [ModelCard(transform=transform).forward_transform(f) for f in raw]
-    if isinstance(scale_range, str):
-        if scale_range != "auto":
-            raise ValueError(f"scale_range={scale_range!r} is not understood; use 'auto', (min, max) or None")
-        lo = float(min(np.nanmin(m) for m in model_space))
-        hi = float(max(np.nanmax(m) for m in model_space))
-        if not hi > lo:
-            raise ValueError(f"the training data are constant ({lo:g}) after the transform; nothing to learn")
-        scale_range = (lo, hi)
-    smin, smax = (None, None) if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
-    card0 = ModelCard(transform="identity", scale_min=smin, scale_max=smax)  # scaling only
-    fields = [card0.forward_transform(m) if smin is not None else m for m in model_space]
+        base, init_state, init_info = _init_from(init, opts)
+        opts.update(base)
+    per_y, per_x = _periodic(opts["periodic"], info)
+    fields, (smin, smax) = _model_space(raw, opts["transform"], opts["scale_range"])
     if init_info is not None and smin is not None:
-        _check_inside_range(fields, raw, ModelCard(transform=transform, scale_min=smin, scale_max=smax), init_info)
-    if sigma_data is None:
+        from .models.card import ModelCard
+
+        inside = ModelCard(transform=opts["transform"], scale_min=smin, scale_max=smax)
+        _check_inside_range(fields, raw, inside, init_info)
+    sd = opts["sigma_data"]
+    if sd is None:
         vals = [f[np.isfinite(f)] for f in fields]
         stride = max(1, sum(v.size for v in vals) // 4_000_000)  # an even subsample of all fields
-        sample_vals = np.concatenate([v[::stride] for v in vals])
-        sigma_data = float(np.std(sample_vals))
+        sd = float(np.std(np.concatenate([v[::stride] for v in vals])))
+    kind = opts["parameterisation"]
     pm, ps = _DEFAULT_NOISE[kind]
     cfg = TrainConfig(
-        kind=kind, steps=int(steps), batch_size=int(batch_size), crop=int(crop), lr=float(lr),
-        channels=tuple(int(c) for c in channels), num_res_blocks=num_res_blocks,
-        attention=bool(attention), dropout=float(dropout), periodic_x=per_x, periodic_y=per_y,
-        flips=bool(flips),
-        sigma_data=float(sigma_data), sigma_min=float(sigma_min), sigma_max=float(sigma_max),
+        kind=kind, steps=int(iterations), batch_size=int(batch_size), crop=int(crop),
+        lr=float(lr), channels=tuple(int(c) for c in opts["channels"]),
+        num_res_blocks=opts["num_res_blocks"], attention=bool(opts["attention"]),
+        dropout=float(opts["dropout"]), periodic_x=per_x, periodic_y=per_y, flips=bool(flips),
+        sigma_data=float(sd), sigma_min=float(opts["sigma_min"]),
+        sigma_max=float(opts["sigma_max"]),
         p_mean=pm if p_mean is None else float(p_mean), p_std=ps if p_std is None else float(p_std),
         ema=float(ema), min_valid=float(min_valid), seed=int(seed),
         init="" if init_info is None else init_info["sha256"],
@@ -393,20 +392,55 @@ def train(
     state = fit(fields, cfg, checkpoint=checkpoint, resume=resume, init_state=init_state)
     size = psd_size or (max(crop, 128) if all(min(f.shape[1:]) >= max(crop, 128) for f in fields) else crop)
     k, p, n_win = _target_psd(fields, int(size), min_valid, seed)
-    extra = dict(card or {})
-    user_training = dict(extra.pop("training", {}) or {})
-    first = arrays[0]
-    spacing = info.spacing
-    n_params = sum(q.numel() for q in state.denoiser.parameters())
+    training = _training_notes(state, cfg, arrays, flips, f"{n_win} windows of {size}x{size}", init_info)
+    d = _card({"name": name, **(card or {})}, arrays[0], info, cfg, state, training,
+              opts["transform"], (smin, smax), factors, per_x, k, p)
+    return _finish(state, d, output)
+
+
+def _periodic(periodic: Any, info) -> tuple[bool, bool]:
+    if isinstance(periodic, str):
+        if periodic != "auto":
+            raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)")
+        return False, bool(info.periodic_x)
+    try:
+        per_y, per_x = (bool(v) for v in periodic)
+    except (TypeError, ValueError):
+        raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)") from None
+    return per_y, per_x
+
+
+def _model_space(raw, transform, scale_range):
+    """The fields in the model's space: transform, then min/max scaling (Hess et al.); NaN kept."""
+    from .models.card import ModelCard
+
+    model_space = [ModelCard(transform=transform).forward_transform(f) for f in raw]
+    if isinstance(scale_range, str):
+        if scale_range != "auto":
+            raise ValueError(f"scale_range={scale_range!r} is not understood; use 'auto', (min, max) or None")
+        lo = float(min(np.nanmin(m) for m in model_space))
+        hi = float(max(np.nanmax(m) for m in model_space))
+        if not hi > lo:
+            raise ValueError(f"the training data are constant ({lo:g}) after the transform; nothing to learn")
+        scale_range = (lo, hi)
+    if scale_range is None:
+        return model_space, (None, None)
+    smin, smax = float(scale_range[0]), float(scale_range[1])
+    scaling = ModelCard(transform="identity", scale_min=smin, scale_max=smax)
+    return [scaling.forward_transform(m) for m in model_space], (smin, smax)
+
+
+def _training_notes(state, cfg, arrays, flips, psd_windows, init_info) -> dict[str, Any]:
     n_avg = max(1, min(len(state.losses) // 4, 100))  # loss averaged over the first/last steps
     head, tail = state.losses[:n_avg], state.losses[-n_avg:]
     training = {
-        "objective": "EDM denoising loss" if kind == "edm" else
+        "objective": "EDM denoising loss" if cfg.kind == "edm" else
         "improved consistency training (pseudo-Huber, log-normal indices, curriculum)",
         "steps": state.step, "steps_planned": cfg.steps, "finished": state.finished,
         "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr, "ema": cfg.ema,
         "noise": {"p_mean": cfg.p_mean, "p_std": cfg.p_std},
-        "seed": cfg.seed, "min_valid": cfg.min_valid, "augmentation": "random crops" + (", x/y flips" if flips else ""),
+        "seed": cfg.seed, "min_valid": cfg.min_valid,
+        "augmentation": "random crops" + (", x/y flips" if flips else ""),
         "initial_loss": float(np.mean(head)) if len(head) else None,
         "final_loss": float(np.mean(tail)) if len(tail) else None,
         "seconds": round(state.seconds, 1), "device": state.device,
@@ -414,27 +448,34 @@ def train(
         "precision": state.info["precision"],
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
         "arrays": [f"{a.name or 'field'} {dict(a.sizes)}" for a in arrays],
-        "target_psd_windows": f"{n_win} windows of {size}x{size}",
-        "parameters": n_params,
+        "target_psd_windows": psd_windows,
+        "parameters": sum(q.numel() for q in state.denoiser.parameters()),
     }
     if init_info is not None:
         training["init"] = {k: init_info[k] for k in ("name", "sha256", "steps")}
-    training.update(user_training)
-    d = {
-        "name": name,
+    return training
+
+
+def _card(card, first, info, cfg, state, training, transform, scaling, factors, per_x, k, p):
+    extra = dict(card or {})
+    training.update(dict(extra.pop("training", {}) or {}))
+    smin, smax = scaling
+    spacing = info.spacing
+    return {
+        "name": extra.pop("name", None) or "my-model",
         "variable": extra.pop("variable", first.name),
         "standard_name": extra.pop("standard_name", first.attrs.get("standard_name")),
         "units": extra.pop("units", first.attrs.get("units")),
         "transform": transform, "scale_min": smin, "scale_max": smax,
         "sigma_data": cfg.sigma_data, "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max,
-        "parameterisation": kind, "factors": tuple(int(f) for f in factors),
+        "parameterisation": cfg.kind, "factors": tuple(int(f) for f in factors),
         "pixel_size": extra.pop("pixel_size", spacing),
         "pixel_units": extra.pop("pixel_units", info.units if spacing else None),
         "periodic_x": per_x,
         "target_psd_wavenumber": k, "target_psd": p,
         "extra": {
             "version": str(extra.pop("version", "0")),
-            "description": extra.pop("description", f"{kind} model trained with xdownscale.train"),
+            "description": extra.pop("description", f"{cfg.kind} model trained with xdownscale.train"),
             "licence": extra.pop("licence", "not stated"),
             "network": {"class": "UNet", "config": state.denoiser.net.config},
             "training": training,
@@ -444,86 +485,17 @@ def train(
             **extra,
         },
     }
-    from .models.io import _bounded, save
+
+
+def _finish(state, d: dict[str, Any], output) -> DownscalingModel:
+    from .models.card import ModelCard
+    from .models.io import bounded, save
+    from .nn.model import DownscalingModel
 
     model_card = ModelCard.from_dict(d)
-    model = DownscalingModel(_bounded(state.denoiser, model_card), model_card)
+    model = DownscalingModel(bounded(state.denoiser, model_card), model_card)
     if output is not None:
         model_card.sha256 = save(model, output, overwrite=True)
         model = DownscalingModel(model.denoiser, model_card)  # token from the file's hash
+        model.source = f"path:{os.path.abspath(output)}"
     return model
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m xdownscale.train``: train on netCDF file(s) and write a weight file."""
-    parser = argparse.ArgumentParser(prog="python -m xdownscale.train", description=(
-        "Train an EDM denoiser or a consistency model on high-resolution fields and write "
-        "weights plus a model card loadable with xdownscale.models.load(path)."))
-    parser.add_argument("files", nargs="+", help="netCDF file(s) of high-resolution fields")
-    parser.add_argument("--var", required=True, help="variable name in the file(s)")
-    parser.add_argument("--output", required=True, help="weight file to write (.pt)")
-    parser.add_argument("--init", default=None,
-                        help="fine-tune this model (a registered name or a weight file) instead "
-                             "of starting from random weights; it fixes the network and transform")
-    parser.add_argument("--kind", choices=_KINDS, default="edm")
-    parser.add_argument("--name", default="my-model")
-    parser.add_argument("--transform", choices=("identity", "log"), default="identity")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--crop", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--channels", default="32,64,64", help="comma-separated UNet channels")
-    parser.add_argument("--sigma-max", type=float, default=80.0)
-    parser.add_argument("--factors", default="", help="comma-separated supported factors")
-    parser.add_argument("--min-valid", type=float, default=0.9)
-    parser.add_argument("--periodic", default="auto",
-                        help="'auto', 'x', 'y' or 'xy': periodic axes (circular padding)")
-    parser.add_argument("--no-flips", action="store_true", help="no random flips of the crops")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
-    parser.add_argument("--time-limit", type=float, default=None, help="seconds for this sitting")
-    parser.add_argument("--no-resume", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--isel", default=None,
-                        help="select along a dim before training, e.g. 'time=0:100'")
-    args = parser.parse_args(argv)
-    if args.periodic not in ("auto", "x", "y", "xy", "yx", "none"):
-        parser.error(f"--periodic {args.periodic!r} is not understood; use auto, x, y, xy or none")
-    periodic = "auto" if args.periodic == "auto" else ("y" in args.periodic, "x" in args.periodic)
-    arrays = []
-    for f in args.files:
-        with xr.open_dataset(f) as ds:
-            if args.var not in ds:
-                parser.error(f"{f} has no variable {args.var!r}; it has {sorted(ds.data_vars)}")
-            a = ds[args.var]
-            if args.isel:
-                dim, _, rng = args.isel.partition("=")
-                lo, _, hi = rng.partition(":")
-                a = a.isel({dim: slice(int(lo) if lo else None, int(hi) if hi else None)})
-            arrays.append(a.load())
-    fixed = {"kind": args.kind, "transform": args.transform, "sigma_max": args.sigma_max,
-             "channels": tuple(int(c) for c in args.channels.split(",")), "periodic": periodic}
-    if args.init:
-        changed = [k for k in ("kind", "transform", "sigma_max", "channels", "periodic")
-                   if getattr(args, k) != parser.get_default(k)]
-        if changed:
-            parser.error(f"--init {args.init} fixes {', '.join('--' + k for k in changed)}; "
-                         "leave them out to fine-tune that model")
-        fixed = {"init": args.init}
-    model = train(
-        arrays, output=args.output, name=args.name, steps=args.steps,
-        batch_size=args.batch_size, crop=args.crop, lr=args.lr,
-        factors=[int(f) for f in args.factors.split(",") if f],
-        min_valid=args.min_valid, flips=not args.no_flips,
-        checkpoint=args.checkpoint,
-        checkpoint_every=args.checkpoint_every, time_limit=args.time_limit,
-        resume=not args.no_resume, seed=args.seed, device=args.device, **fixed,
-    )
-    print(f"wrote {args.output} (sha256 {model.card.sha256}); load it with "
-          f"xdownscale.models.load({args.output!r})")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,17 +1,15 @@
-"""Entropic optimal-transport debiasing of whole coarse fields [Wan23, PNW21].
+"""Entropic optimal-transport debiasing of whole coarse fields (Wan et al. 2023).
 
-xarray/dask wrapper around :mod:`xdownscale.np_transport`; METHODS.md section 3. Each snapshot
-(one time step) is a vector over the two spatial dims; the map between the distribution of the
-biased snapshots and that of the (coarsened) reference snapshots is learnt once and applied to
-any new snapshot with the out-of-sample entropic map.
+The xarray/dask layer of :mod:`xdownscale.np_transport`. Each snapshot (one time step) is a
+vector over the two spatial dims; the map between the distribution of the biased snapshots
+and that of the (coarsened) reference snapshots is fitted once and applied to any new snapshot
+with the out-of-sample entropic map (Pooladian & Niles-Weed 2021). See the task page
+"debias with optimal transport".
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import sys
 import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
@@ -21,14 +19,20 @@ import xarray as xr
 
 from . import np_transport
 from ._version import __version__
-from .grid import (
-    add_history,
-    check_floating,
-    coarsen,
+from .attrs import add_history
+from .checks import (
+    check_choice,
+    check_dataarray,
+    check_finite,
+    check_int,
     find_spatial_dims,
     find_time_dim,
     require_whole,
+    resolve_device,
 )
+from .fitted import Fitted
+from .grid import coarsen
+from .units import like_units
 
 __all__ = ["ConvergenceWarning", "OptimalTransportDebiaser", "debias"]
 
@@ -42,30 +46,6 @@ _FEATURE = "ot_feature"
 
 class ConvergenceWarning(UserWarning):
     """Sinkhorn stopped at ``max_iter`` with a marginal error above ``tol``."""
-
-
-def _resolve_device(device: str) -> str:
-    """``"auto"``: CUDA through torch when a CUDA device is there, else numpy on the CPU."""
-    if device == "auto":
-        has_driver = os.path.exists("/proc/driver/nvidia") or "torch" in sys.modules
-        if has_driver and importlib.util.find_spec("torch") is not None:
-            import torch
-
-            if torch.cuda.is_available():
-                return "cuda"
-        return "cpu"
-    if device == "cpu" or device == "torch:cpu" or str(device).startswith("cuda"):
-        return str(device)
-    raise ValueError(
-        f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:<index>' "
-        "('torch:cpu' runs the torch solver on the CPU)"
-    )
-
-
-def _check_dataarray(da: Any, name: str) -> None:
-    if not isinstance(da, xr.DataArray):
-        raise TypeError(f"{name} must be an xarray.DataArray, got {type(da).__name__}")
-    check_floating(da, name)
 
 
 def _coords_match(a: xr.DataArray, b: xr.DataArray, d: Hashable) -> bool:
@@ -128,7 +108,17 @@ def _align_ref(
     return ref, factor
 
 
-class OptimalTransportDebiaser:
+def _drop_empty(a: np.ndarray, name: str, d: Hashable) -> tuple[np.ndarray, int]:
+    empty = ~np.isfinite(a).any(axis=1)
+    if empty.all():
+        raise ValueError(
+            f"every snapshot of {name} along {d!r} is all-NaN ({a.shape[0]} snapshots); "
+            f"check the mask or the period selected for {name}"
+        )
+    return a[~empty], int(empty.sum())
+
+
+class OptimalTransportDebiaser(Fitted):
     """Entropic optimal-transport map between distributions of whole fields, fit once, apply often.
 
     Parameters
@@ -148,32 +138,25 @@ class OptimalTransportDebiaser:
         ``seed``. Needed when the dense ``n x m`` problem does not fit in memory.
     seed : int
         Seed of the subsampling and of the median estimate (on up to 2000 x 2000 pairs).
-    device : {"auto", "cpu", "cuda", "cuda:<i>", "torch:cpu"}
-        ``"auto"``: CUDA through torch when present, else numpy on the CPU.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        ``"auto"``: CUDA (through torch, float64) when present, else numpy on the CPU.
     standardize : {"global", "cell"}
         Features are centred by the mean of the hist and ref means and divided by one common
         scale (``"global"``, keeps the Euclidean geometry of the fields) or by a scale per cell
         (``"cell"``, every cell counts alike).
     eps_decay : float
-        Epsilon-scaling factor: the solver starts at ``eps = median cost`` and divides by
-        ``1 / eps_decay`` per stage down to the target.
+        Epsilon-scaling factor: the solver starts at ``eps = median cost`` and multiplies by
+        ``eps_decay`` per stage down to the target.
     max_memory : int, optional
         Bytes the dense solver may use; default 80 % of the available memory of the device.
 
     Attributes
     ----------
-    eps_ : float
-        Absolute regularisation on the standardised features.
-    median_cost_ : float
-        The median squared distance ``eps_`` is relative to.
-    n_iter_, marginal_error_, converged_ : int, float, bool
-        Convergence report of the fit (``n_iter_final_`` counts the last stage only).
-    n_hist_, n_ref_ : int
-        Snapshots used for the fit; ``n_dropped_`` counts all-NaN snapshots left out.
-    mask_ : xarray.DataArray of bool
-        Cells used as features (finite in every hist and ref snapshot).
-    coarsen_factor_ : (int, int)
-        Factor by which ref was coarsened onto the model grid.
+    state_ : xarray.Dataset or None
+        The fitted map: the standardised ref snapshots ``z`` and their potential ``g``, the
+        standardisation ``center`` and ``scale``, the cell ``mask``; the convergence report
+        (``eps``, ``median_cost``, ``n_iter``, ``marginal_error``, ``converged``, ``n_hist``,
+        ``n_ref``, ``n_dropped``, ``coarsen_factor``) and the options in its attributes.
 
     Notes
     -----
@@ -203,10 +186,10 @@ class OptimalTransportDebiaser:
     >>> rng = np.random.default_rng(0)
     >>> hist = xr.DataArray(rng.normal(0, 1, (300, 2, 2)), dims=("time", "y", "x"))
     >>> ref = xr.DataArray(rng.normal(3, 2, (300, 2, 2)), dims=("time", "y", "x"))
-    >>> ot = OptimalTransportDebiaser(reg=0.01).fit(hist, ref)
-    >>> ot.converged_, ot.transform(hist).shape
+    >>> ot = OptimalTransportDebiaser(reg=0.01).fit(ref, hist)
+    >>> bool(ot.state_.attrs["converged"]), ot.apply(hist).shape
     (True, (300, 2, 2))
-    >>> float(ot.transform(hist).mean().round(1))
+    >>> float(ot.apply(hist).mean().round(1))
     3.0
     """
 
@@ -223,46 +206,38 @@ class OptimalTransportDebiaser:
         eps_decay: float = 0.5,
         max_memory: int | None = None,
     ) -> None:
-        if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg > 0):
+        if isinstance(reg, bool) or not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg > 0):
             raise ValueError(
                 f"reg must be a positive number (relative to the median squared distance), got "
                 f"{reg!r}; the default is {DEFAULT_REG}"
             )
-        if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
         if not (isinstance(tol, (int, float)) and tol > 0):
             raise ValueError(f"tol must be a positive number, got {tol!r}")
-        if n_samples is not None and not (
-            isinstance(n_samples, (int, np.integer)) and n_samples >= MIN_SAMPLES
-        ):
-            raise ValueError(
-                f"n_samples must be None or an integer >= {MIN_SAMPLES}, got {n_samples!r}"
-            )
-        if standardize not in ("global", "cell"):
-            raise ValueError(
-                f"standardize={standardize!r} is not supported; use 'global' or 'cell'"
-            )
-        if not 0.0 < eps_decay < 1.0:
+        if n_samples is not None:
+            check_int(n_samples, "n_samples", MIN_SAMPLES)
+        check_choice(standardize, "standardize", ("global", "cell"))
+        if not (isinstance(eps_decay, (int, float)) and 0.0 < eps_decay < 1.0):
             raise ValueError(f"eps_decay must be in (0, 1), got {eps_decay!r}")
-        if device != "auto":
-            _resolve_device(device)  # validates the name
+        if max_memory is not None:
+            check_int(max_memory, "max_memory", 1)
+        resolve_device(device)  # validates the name
         self.reg = float(reg)
-        self.max_iter = int(max_iter)
+        self.max_iter = check_int(max_iter, "max_iter", 1)
         self.tol = float(tol)
         self.n_samples = None if n_samples is None else int(n_samples)
-        self.seed = int(seed)
+        self.seed = check_int(seed, "seed", 0)
         self.device = device
         self.standardize = standardize
         self.eps_decay = float(eps_decay)
         self.max_memory = max_memory
-        self._fitted = False
+        self.state_ = None
 
     # ------------------------------------------------------------------------- fit
 
     def fit(
         self,
-        hist: xr.DataArray,
         ref: xr.DataArray,
+        hist: xr.DataArray,
         *,
         dim: Hashable | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
@@ -271,14 +246,15 @@ class OptimalTransportDebiaser:
 
         Parameters
         ----------
-        hist : xarray.DataArray
-            Model snapshots on the model grid, dims ``(dim, y, x)`` in any order (dask is
-            computed: the fit needs all samples in memory).
         ref : xarray.DataArray
             Reference snapshots on the model grid, or on a grid finer by an integer factor
             (coarsened with C', the block mean); any number of snapshots.
+        hist : xarray.DataArray
+            Model snapshots on the model grid, dims ``(dim, y, x)`` in any order (dask is
+            computed: the fit needs all samples in memory). Converted to ``ref``'s units.
         dim : hashable, optional
-            Sample dim of hist and ref; default the time dim (:func:`xdownscale.find_time_dim`).
+            The sample dim of ref and hist; default their time dim
+            (:func:`xdownscale.find_time_dim`).
         spatial_dims : (hashable, hashable), optional
             Override the discovered ``(y, x)`` dims (same names in hist and ref).
 
@@ -290,17 +266,20 @@ class OptimalTransportDebiaser:
         ------
         ValueError
             Misaligned grids, extra dims, too few finite snapshots, no cell finite everywhere,
-            a dense problem too large for ``max_memory`` (the message names ``n_samples``).
+            incompatible units, a dense problem too large for the memory (a
+            :class:`~xdownscale.checks.MemoryBudgetError` naming ``n_samples``).
         TypeError
-            Inputs that are not numeric DataArrays.
+            Inputs that are not DataArrays of real numbers.
 
         Warns
         -----
         ConvergenceWarning
             When the marginal error is still above ``tol`` after ``max_iter`` iterations.
         """
-        _check_dataarray(hist, "hist")
-        _check_dataarray(ref, "ref")
+        ref = check_finite(check_dataarray(ref, "ref"), "ref")
+        hist = check_finite(check_dataarray(hist, "hist"), "hist")
+        units = ref.attrs.get("units")
+        hist = like_units(hist, units, "hist", "ref")
         y, x = find_spatial_dims(hist, spatial_dims)
         ry, rx = find_spatial_dims(ref, spatial_dims)
         if (ry, rx) != (y, x):
@@ -313,8 +292,8 @@ class OptimalTransportDebiaser:
         ref_c, factor = _align_ref(ref, hist, y, x)
         Y = _snapshots(hist, hd, y, x)
         Z = _snapshots(ref_c, rd, y, x)
-        Y, drop_y = self._drop_empty(Y, "hist", hd)
-        Z, drop_z = self._drop_empty(Z, "ref", rd)
+        Y, drop_y = _drop_empty(Y, "hist", hd)
+        Z, drop_z = _drop_empty(Z, "ref", rd)
         mask = np.isfinite(Y).all(axis=0) & np.isfinite(Z).all(axis=0)
         if not mask.any():
             raise ValueError(
@@ -336,22 +315,11 @@ class OptimalTransportDebiaser:
                 Y = Y[np.sort(rng.choice(Y.shape[0], self.n_samples, replace=False))]
             if Z.shape[0] > self.n_samples:
                 Z = Z[np.sort(rng.choice(Z.shape[0], self.n_samples, replace=False))]
-        n, m, dfeat = Y.shape[0], Z.shape[0], Y.shape[1]
-        device = _resolve_device(self.device)
-        bk = np_transport.backend(device)
-        budget = self.max_memory
-        if budget is None:
-            free = bk.free_memory()
-            budget = int(0.8 * free) if free is not None else 1 << 62
-        need = np_transport.dense_memory(n, m, dfeat, store_cost=False)
-        if need > budget:
-            side = int(math.sqrt(max(budget / 8 - np_transport.BLOCK_ELEMS, 1)))
-            raise ValueError(
-                f"the dense Sinkhorn problem of {n} x {m} snapshots needs at least "
-                f"{need / 2**30:.2f} GiB (the {n} x {m} kernel in float64), more than the "
-                f"{budget / 2**30:.2f} GiB available (max_memory); fit on a seeded subsample "
-                f"with n_samples={side} (or fewer), or raise max_memory"
-            )
+        device = resolve_device(self.device)
+        n, m = Y.shape[0], Z.shape[0]
+        np_transport.plan_memory(
+            n, m, Y.shape[1], self.max_memory, np_transport.backend(device).free_memory(), False
+        )
         center, scale = np_transport.standardization(Y, Z, self.standardize)
         Ys = (Y - center) / scale
         Zs = (Z - center) / scale
@@ -370,22 +338,45 @@ class OptimalTransportDebiaser:
             tol=self.tol,
             eps_start=max(med, eps),
             eps_decay=self.eps_decay,
-            max_memory=budget,
+            max_memory=self.max_memory,
             device=device,
         )
         coords = {d: hist.coords[d] for d in (y, x) if d in hist.coords}
-        self.mask_ = xr.DataArray(
-            mask.reshape(hist.sizes[y], hist.sizes[x]), dims=(y, x), coords=coords, name="mask"
+        mask_da = xr.DataArray(
+            mask.reshape(hist.sizes[y], hist.sizes[x]).astype(np.int8), dims=(y, x), coords=coords
         )
-        self.z_, self.g_ = Zs, res.g
-        self.center_, self.scale_ = center, scale
-        self.eps_, self.median_cost_ = float(res.eps), med
-        self.n_iter_, self.n_iter_final_ = res.n_iter, res.n_iter_final
-        self.marginal_error_, self.converged_ = res.marginal_error, res.converged
-        self.n_hist_, self.n_ref_, self.n_dropped_ = n, m, drop_y + drop_z
-        self.coarsen_factor_ = factor
-        self.spatial_dims_ = (y, x)
-        self._fitted = True
+        ds = xr.Dataset(
+            {
+                "z": ((_SAMPLE, _FEATURE), Zs),
+                "g": ((_SAMPLE,), res.g),
+                "center": ((_FEATURE,), center),
+                "scale": ((_FEATURE,), scale),
+                "mask": mask_da,
+            }
+        )
+        ds["z"].attrs["long_name"] = "standardised target (ref) snapshots, fitted cells only"
+        ds["g"].attrs["long_name"] = "Sinkhorn dual potential of the target samples"
+        ds.attrs = {
+            "xdownscale_object": "OptimalTransportDebiaser",
+            "title": "xdownscale entropic optimal-transport map",
+            "xdownscale_version": __version__,
+            **self._options(),
+            "eps": float(res.eps),
+            "median_cost": med,
+            "n_iter": res.n_iter,
+            "n_iter_final": res.n_iter_final,
+            "marginal_error": res.marginal_error,
+            "converged": int(res.converged),
+            "n_hist": n,
+            "n_ref": m,
+            "n_dropped": drop_y + drop_z,
+            "coarsen_factor": list(factor),
+            "spatial_dim_y": str(y),
+            "spatial_dim_x": str(x),
+        }
+        if units is not None:
+            ds.attrs["units"] = str(units)
+        self.state_ = ds
         if not res.converged:
             warnings.warn(
                 f"Sinkhorn did not converge: marginal error {res.marginal_error:.3g} > tol "
@@ -397,26 +388,20 @@ class OptimalTransportDebiaser:
             )
         return self
 
-    @staticmethod
-    def _drop_empty(a: np.ndarray, name: str, d: Hashable) -> tuple[np.ndarray, int]:
-        empty = ~np.isfinite(a).any(axis=1)
-        if empty.all():
-            raise ValueError(
-                f"every snapshot of {name} along {d!r} is all-NaN ({a.shape[0]} snapshots); "
-                f"check the mask or the period selected for {name}"
-            )
-        return a[~empty], int(empty.sum())
+    def _options(self) -> dict[str, Any]:
+        return {
+            "reg": self.reg,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "seed": self.seed,
+            "n_samples": -1 if self.n_samples is None else self.n_samples,
+            "standardize": self.standardize,
+            "eps_decay": self.eps_decay,
+        }
 
-    def _check_fitted(self) -> None:
-        if not self._fitted:
-            raise ValueError(
-                "this OptimalTransportDebiaser is not fitted yet; call .fit(hist, ref) or "
-                "OptimalTransportDebiaser.load(path) first"
-            )
+    # ------------------------------------------------------------------------- apply
 
-    # ------------------------------------------------------------------------- transform
-
-    def transform(
+    def apply(
         self,
         sim: xr.DataArray,
         *,
@@ -429,7 +414,8 @@ class OptimalTransportDebiaser:
         ----------
         sim : xarray.DataArray
             Snapshots on the fitted model grid; any other dims (time, member, ...) are mapped
-            snapshot by snapshot, and may be dask-chunked (spatial dims whole).
+            snapshot by snapshot, and may be dask-chunked (spatial dims whole). Converted to
+            ref's units.
         batch_size : int, optional
             Snapshots per batch inside a chunk (default: a 32 MiB work block); results do not
             depend on it.
@@ -439,24 +425,29 @@ class OptimalTransportDebiaser:
         Returns
         -------
         xarray.DataArray
-            Same dims, coords and dtype as ``sim``; NaN in cells left out of the fit and in
-            snapshots with a NaN in a fitted cell.
+            Same dims, coords and dtype as ``sim``, in ref's units; NaN in cells left out of
+            the fit and in snapshots with a NaN in a fitted cell.
 
         Raises
         ------
         ValueError
-            Unfitted, grid different from the fitted one, spatial dims split into chunks.
+            Unfitted, grid different from the fitted one, spatial dims split into chunks,
+            incompatible units.
         """
-        self._check_fitted()
-        _check_dataarray(sim, "sim")
-        fy, fx = self.spatial_dims_
+        state = self._check_fitted()
+        sim = check_finite(check_dataarray(sim, "sim"), "sim")
+        if batch_size is not None:
+            check_int(batch_size, "batch_size", 1)
+        units = state.attrs.get("units")
+        sim = like_units(sim, units, "sim", "ref")
+        fy, fx = str(state.attrs["spatial_dim_y"]), str(state.attrs["spatial_dim_x"])
         y, x = find_spatial_dims(
             sim,
             spatial_dims
             if spatial_dims is not None
             else ((fy, fx) if fy in sim.dims and fx in sim.dims else None),
         )
-        mask = self.mask_
+        mask = state["mask"].astype(bool)
         if sim.sizes[y] != mask.shape[0] or sim.sizes[x] != mask.shape[1]:
             raise ValueError(
                 f"sim grid is {sim.sizes[y]} x {sim.sizes[x]} along ({y!r}, {x!r}) but the map "
@@ -473,13 +464,13 @@ class OptimalTransportDebiaser:
         require_whole(sim, [y, x], "sim", "the map acts on whole fields")
         dtype = sim.dtype if np.issubdtype(sim.dtype, np.floating) else np.dtype(np.float64)
         out = xr.apply_ufunc(
-            _transform_block,
+            np_transport.map_fields,
             sim,
             xr.DataArray(mask.values, dims=(y, x)),
-            xr.DataArray(self.z_, dims=(_SAMPLE, _FEATURE)),
-            xr.DataArray(self.g_, dims=(_SAMPLE,)),
-            xr.DataArray(self.center_, dims=(_FEATURE,)),
-            xr.DataArray(self.scale_, dims=(_FEATURE,)),
+            state["z"].variable,
+            state["g"].variable,
+            state["center"].variable,
+            state["scale"].variable,
             input_core_dims=[
                 [y, x],
                 [y, x],
@@ -492,85 +483,41 @@ class OptimalTransportDebiaser:
             dask="parallelized",
             output_dtypes=[dtype],
             kwargs={
-                "eps": self.eps_,
-                "device": _resolve_device(self.device),
+                "eps": float(state.attrs["eps"]),
+                "device": resolve_device(self.device),
                 "batch_size": batch_size,
             },
             keep_attrs=True,
         )
         out = out.transpose(*sim.dims)
+        a = state.attrs
         out.attrs = add_history(
             sim.attrs,
             f"debias: entropic optimal-transport map (reg={self.reg:g} x median cost, "
-            f"eps={self.eps_:.4g}, n={self.n_hist_}, m={self.n_ref_}, "
-            f"{self.n_iter_} iterations, marginal error {self.marginal_error_:.2g})",
+            f"eps={float(a['eps']):.4g}, n={int(a['n_hist'])}, m={int(a['n_ref'])}, "
+            f"{int(a['n_iter'])} iterations, marginal error {float(a['marginal_error']):.2g})",
         )
+        if units is not None:
+            out.attrs["units"] = units
         return out
 
     # ------------------------------------------------------------------------- persistence
 
-    def to_dataset(self) -> xr.Dataset:
-        """The fitted map as an :class:`xarray.Dataset` (what :meth:`save` writes)."""
-        self._check_fitted()
-        y, x = self.spatial_dims_
-        ds = xr.Dataset(
-            {
-                "z": ((_SAMPLE, _FEATURE), self.z_),
-                "g": ((_SAMPLE,), self.g_),
-                "center": ((_FEATURE,), self.center_),
-                "scale": ((_FEATURE,), self.scale_),
-                "mask": (self.mask_.dims, self.mask_.values.astype(np.int8)),
-            },
-            coords={d: self.mask_.coords[d] for d in (y, x) if d in self.mask_.coords},
-        )
-        ds["z"].attrs["long_name"] = "standardised target (ref) snapshots, fitted cells only"
-        ds["g"].attrs["long_name"] = "Sinkhorn dual potential of the target samples"
-        ds.attrs = {
-            "title": "xdownscale entropic optimal-transport map",
-            "xdownscale_version": __version__,
-            "reg": self.reg,
-            "eps": self.eps_,
-            "median_cost": self.median_cost_,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "seed": self.seed,
-            "n_samples": -1 if self.n_samples is None else self.n_samples,
-            "standardize": self.standardize,
-            "eps_decay": self.eps_decay,
-            "n_iter": self.n_iter_,
-            "n_iter_final": self.n_iter_final_,
-            "marginal_error": self.marginal_error_,
-            "converged": int(self.converged_),
-            "n_hist": self.n_hist_,
-            "n_ref": self.n_ref_,
-            "n_dropped": self.n_dropped_,
-            "coarsen_factor": list(self.coarsen_factor_),
-            "spatial_dim_y": str(y),
-            "spatial_dim_x": str(x),
-        }
-        return ds
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted map to a netCDF file (readable with :meth:`load`)."""
-        self.to_dataset().to_netcdf(path)
-
     @classmethod
-    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> OptimalTransportDebiaser:
-        """Read a map written by :meth:`save`.
+    def from_dataset(cls, ds: xr.Dataset, *, device: str = "auto") -> OptimalTransportDebiaser:
+        """A fitted object from its state (:meth:`to_dataset`, or a file read by :meth:`open`).
 
         Raises
         ------
         ValueError
-            If the file is not an xdownscale optimal-transport map.
+            If ``ds`` is not a fitted optimal-transport map.
         """
-        with xr.open_dataset(path) as ds:
-            ds = ds.load()
         need = {"z", "g", "center", "scale", "mask"}
         if not need <= set(ds.data_vars) or "eps" not in ds.attrs:
             raise ValueError(
-                f"{os.fspath(path)!r} is not an xdownscale optimal-transport map (it lacks "
-                f"{sorted(need - set(ds.data_vars)) or ['the eps attribute']}); write one with "
-                "OptimalTransportDebiaser.save"
+                f"the dataset is not a fitted OptimalTransportDebiaser state (it lacks "
+                f"{sorted(need - set(ds.data_vars)) or ['the eps attribute']}); create one with "
+                "OptimalTransportDebiaser(...).fit(ref, hist) or open a file written by .save()"
             )
         a = ds.attrs
         obj = cls(
@@ -580,66 +527,26 @@ class OptimalTransportDebiaser:
             n_samples=None if int(a["n_samples"]) < 0 else int(a["n_samples"]),
             seed=int(a["seed"]),
             device=device,
-            standardize=str(a["standardize"]),
+            standardize=str(a["standardize"]),  # type: ignore[arg-type]
             eps_decay=float(a["eps_decay"]),
         )
-        y, x = str(a["spatial_dim_y"]), str(a["spatial_dim_x"])
-        obj.mask_ = ds["mask"].astype(bool).rename("mask")
-        obj.z_ = np.asarray(ds["z"].values, dtype=np.float64)
-        obj.g_ = np.asarray(ds["g"].values, dtype=np.float64)
-        obj.center_ = np.asarray(ds["center"].values, dtype=np.float64)
-        obj.scale_ = np.asarray(ds["scale"].values, dtype=np.float64)
-        obj.eps_, obj.median_cost_ = float(a["eps"]), float(a["median_cost"])
-        obj.n_iter_, obj.n_iter_final_ = int(a["n_iter"]), int(a["n_iter_final"])
-        obj.marginal_error_, obj.converged_ = float(a["marginal_error"]), bool(a["converged"])
-        obj.n_hist_, obj.n_ref_, obj.n_dropped_ = (
-            int(a["n_hist"]),
-            int(a["n_ref"]),
-            int(a["n_dropped"]),
-        )
-        obj.coarsen_factor_ = tuple(int(v) for v in np.atleast_1d(a["coarsen_factor"]))
-        obj.spatial_dims_ = (y, x)
-        obj._fitted = True
+        obj.state_ = ds.load()
         return obj
 
-    def __repr__(self) -> str:
-        if not self._fitted:
-            return f"OptimalTransportDebiaser(reg={self.reg:g}, unfitted)"
-        return (
-            f"OptimalTransportDebiaser(reg={self.reg:g}, eps={self.eps_:.4g}, "
-            f"n={self.n_hist_}, m={self.n_ref_}, features={self.z_.shape[1]}, "
-            f"n_iter={self.n_iter_}, marginal_error={self.marginal_error_:.2g}, "
-            f"converged={self.converged_})"
-        )
-
-
-def _transform_block(
-    block: np.ndarray,
-    mask: np.ndarray,
-    z: np.ndarray,
-    g: np.ndarray,
-    center: np.ndarray,
-    scale: np.ndarray,
-    *,
-    eps: float,
-    device: str,
-    batch_size: int | None,
-) -> np.ndarray:
-    """Map the snapshots of one block ``(..., ny, nx)``; NaN outside ``mask``."""
-    lead = block.shape[:-2]
-    flat = np.asarray(block, dtype=np.float64).reshape(-1, block.shape[-2] * block.shape[-1])
-    m = mask.reshape(-1).astype(bool)
-    X = flat[:, m]
-    ok = np.isfinite(X).all(axis=1)
-    out = np.full(flat.shape, np.nan)
-    if ok.any():
-        Xs = (X[ok] - center) / scale
-        T = np_transport.entropic_map(Xs, z, g, eps, batch_size=batch_size, device=device)
-        sub = np.full((int(ok.sum()), flat.shape[1]), np.nan)
-        sub[:, m] = T * scale + center
-        out[ok] = sub
-    dtype = block.dtype if np.issubdtype(block.dtype, np.floating) else np.float64
-    return out.reshape(*lead, block.shape[-2], block.shape[-1]).astype(dtype, copy=False)
+    def _summary(self) -> list[tuple[str, str]]:
+        rows = [("reg", f"{self.reg:g}")]
+        if self.is_fitted:
+            a = self._check_fitted().attrs
+            rows += [
+                ("eps", f"{float(a['eps']):.4g}"),
+                ("n", str(int(a["n_hist"]))),
+                ("m", str(int(a["n_ref"]))),
+                ("features", str(int(self._check_fitted()["z"].shape[1]))),
+                ("n_iter", str(int(a["n_iter"]))),
+                ("marginal_error", f"{float(a['marginal_error']):.2g}"),
+                ("converged", str(bool(a["converged"]))),
+            ]
+        return rows
 
 
 def debias(
@@ -658,12 +565,12 @@ def debias(
     dim: Hashable | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
 ) -> xr.DataArray:
-    """Debias whole coarse fields with an entropic optimal-transport map [Wan23].
+    """Debias whole coarse fields with an entropic optimal-transport map (Wan et al. 2023).
 
     Learns the map from the distribution of ``hist`` snapshots (default: ``sim`` itself) to
     that of ``ref`` snapshots, each snapshot a vector over the spatial dims, and applies it to
     every snapshot of ``sim``. Shorthand for
-    ``OptimalTransportDebiaser(...).fit(hist, ref).transform(sim)``; keep the fit object to
+    ``OptimalTransportDebiaser(...).fit(ref, hist).apply(sim)``; keep the fitted object to
     apply one map to many scenarios, or to save it.
 
     Parameters
@@ -679,20 +586,20 @@ def debias(
     reg, max_iter, tol, n_samples, seed, device, standardize, max_memory
         See :class:`OptimalTransportDebiaser`.
     dim : hashable, optional
-        Sample dim of hist and ref (default: the time dim).
+        The sample dim of hist and ref (default: the time dim).
     spatial_dims : (hashable, hashable), optional
         Override the discovered ``(y, x)`` dims.
 
     Returns
     -------
     xarray.DataArray
-        Debiased ``sim``: same dims, coords and dtype; NaN in cells that are NaN in any
-        snapshot of hist or ref.
+        Debiased ``sim`` in ref's units: same dims, coords and dtype; NaN in cells that are NaN
+        in any snapshot of hist or ref.
 
     Raises
     ------
     ValueError, TypeError
-        See :meth:`OptimalTransportDebiaser.fit` and :meth:`OptimalTransportDebiaser.transform`.
+        See :meth:`OptimalTransportDebiaser.fit` and :meth:`OptimalTransportDebiaser.apply`.
 
     Warns
     -----
@@ -709,8 +616,6 @@ def debias(
     >>> out.shape, float(out.mean().round(1))
     ((400, 3, 3), 5.0)
     """
-    if hist is None:
-        hist = sim
     ot = OptimalTransportDebiaser(
         reg=reg,
         max_iter=max_iter,
@@ -721,5 +626,5 @@ def debias(
         standardize=standardize,
         max_memory=max_memory,
     )
-    ot.fit(hist, ref, dim=dim, spatial_dims=spatial_dims)
-    return ot.transform(sim, spatial_dims=spatial_dims)
+    ot.fit(ref, sim if hist is None else hist, dim=dim, spatial_dims=spatial_dims)
+    return ot.apply(sim, spatial_dims=spatial_dims)

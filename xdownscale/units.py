@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["convert_units", "parse_quantity", "unit_factors"]
+__all__ = ["convert_units", "expect_units", "like_units", "parse_quantity", "unit_factors"]
 
 WATER_DENSITY = "1000 kg m-3"  # density of liquid water used for flux <-> rate
 
@@ -136,3 +136,87 @@ def parse_quantity(value: Any, units: str | None, name: str) -> float:
         )
     scale, offset = unit_factors(f"{q.units:~}" if str(q.units) else "1", units, name)
     return float(scale * q.magnitude + offset)
+
+
+def expect_units(
+    have: str | None, want: str | None, name: str, owner: str
+) -> tuple[float, float] | None:
+    """How to bring data in units ``have`` into the units ``want`` that ``owner`` expects.
+
+    Returns ``(scale, offset)`` (``value_in_want = scale * value + offset``), or None when no
+    conversion is needed (same units, or ``owner`` declares none).
+
+    Raises
+    ------
+    ValueError
+        If the data have no units but ``owner`` expects some (the data could be anything: an
+        unlabelled temperature in K fed to a precipitation model would come out labelled
+        mm h-1), or if the units are incompatible.
+
+    Examples
+    --------
+    >>> expect_units("mm/day", "mm h-1", "da", "model 'radar-8x'")[0] == 1 / 24
+    True
+    >>> expect_units(None, "mm h-1", "da", "model 'radar-8x'")
+    Traceback (most recent call last):
+    ...
+    ValueError: da has no 'units' attribute, but model 'radar-8x' expects 'mm h-1'; if the data are in those units, say so: da.attrs['units'] = 'mm h-1' (or da.assign_attrs(units='mm h-1')); if not, set their real units and they are converted
+    """
+    if not want:
+        return None
+    if have is None or not str(have).strip():
+        if _unit(str(want), owner).dimensionless:
+            return None  # a dimensionless model takes data without units as they are
+        raise ValueError(
+            f"{name} has no 'units' attribute, but {owner} expects {want!r}; if the data are "
+            f"in those units, say so: {name}.attrs['units'] = {want!r} (or "
+            f"{name}.assign_attrs(units={want!r})); if not, set their real units and they are "
+            "converted"
+        )
+    if str(have).strip() == str(want).strip():
+        return None
+    try:
+        scale, offset = unit_factors(str(have), str(want), name)
+    except ValueError as err:
+        raise ValueError(
+            f"{name} has units {have!r} but {owner} expects {want!r} (not convertible: "
+            f"{err}); pass a field of the variable {owner} was made for, or fix "
+            f"{name}.attrs['units'] if it is wrong"
+        ) from None
+    if scale == 1.0 and offset == 0.0:
+        return None
+    return scale, offset
+
+
+def like_units(
+    da: xr.DataArray, units: str | None, name: str, like: str, *, missing_ok: bool = False
+) -> xr.DataArray:
+    """``da`` in ``units`` (the units of the array ``like`` names), converted when compatible.
+
+    Both without units: returned as is. One with and one without: refused (they cannot be
+    compared), unless ``missing_ok`` and only ``da`` lacks them — then it is taken to be in
+    ``units``.
+
+    Raises
+    ------
+    ValueError
+        Incompatible units, or units on one side only.
+
+    Examples
+    --------
+    >>> da = xr.DataArray([0.0], attrs={"units": "degC"})
+    >>> like_units(da, "K", "sim", "ref").values.tolist()
+    [273.15]
+    """
+    have = da.attrs.get("units")
+    if have is None and units is None:
+        return da
+    if have is None or units is None:
+        if have is None and missing_ok:
+            return da.assign_attrs(units=units)
+        has, lacks, value = (like, name, units) if have is None else (name, like, have)
+        raise ValueError(
+            f"{has} has units {value!r} but {lacks} has no 'units' attribute, so they cannot be "
+            f"compared; set it, e.g. {lacks}.attrs['units'] = {value!r}"
+        )
+    return convert_units(da, str(units), name)

@@ -1,7 +1,7 @@
 """The model zoo: list, describe, fetch and load pretrained downscaling models safely.
 
-``import xdownscale.models`` does not import torch; :func:`load`, :func:`describe`,
-:func:`save` and :class:`ModelCard` import it when used.
+``import xdownscale.models`` does not import torch; :func:`load`, :func:`describe` and
+:func:`save` import it when used. :class:`ModelCard` is plain data.
 
 - :func:`list_models` — registered names; :data:`DEFAULT_MODEL` ships inside the package.
 - :func:`fetch` / :func:`fetch_all` — the weight file(s), downloaded with pooch into
@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from .registry import DEFAULT_MODEL, base_url, cache_dir, fetch, fetch_all, list_models
 
+from .card import ModelCard
+
 if TYPE_CHECKING:
     from ..nn.model import DownscalingModel
-    from .card import ModelCard
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -39,10 +40,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ModelCard":
-        from .card import ModelCard
-
-        return ModelCard
     if name == "save":
         from .io import save
 
@@ -97,12 +94,22 @@ def load(
     if model is None:
         model = DEFAULT_MODEL
     if isinstance(model, str) and model in REGISTRY:
-        return load_file(fetch(model), sha256=REGISTRY[model].sha256)
+        m = load_file(fetch(model), sha256=REGISTRY[model].sha256)
+        m.source = f"registry:{model}"
+        return m
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if os.path.isfile(path):
-            return load_file(path, sha256=sha256)
+            m = load_file(path, sha256=sha256)
+            m.source = f"path:{os.path.abspath(path)}"
+            return m
         raise ValueError(_unknown(str(model)) + f" (no file exists at {path!r} either)")
+    if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
+        raise TypeError(
+            f"model is a bare {type(model).__name__}; downscaling also needs its card (units, "
+            "transform, factors): wrap it as xdownscale.nn.DownscalingModel(denoiser, card), "
+            "or pass a registered name or a weight file"
+        )
     raise TypeError(
         f"model must be None (the default), a registered name, a path or a DownscalingModel, "
         f"got {type(model).__name__}"

@@ -1,9 +1,9 @@
-"""The model zoo's card: :class:`xdownscale.nn.ModelCard` plus descriptive fields and reprs.
+"""The model card: how to use a model and what it is (plain data, no torch).
 
-The engine's card (:class:`xdownscale.nn.ModelCard`) holds what sampling needs; the zoo adds what
-a reader needs — version, description, licence, training and evaluation notes, the network
-configuration — kept in the card's ``extra`` mapping so that any engine card round-trips. This
-module imports torch (through :mod:`xdownscale.nn`), so it is imported lazily.
+One class for the engine and the model zoo: :func:`xdownscale.sample` reads the fields it
+needs (units, transform, scaling, noise range, factors, pixel size, target spectrum); a reader
+gets the descriptive ones (version, description, licence, training, metrics, network), which
+live in ``extra`` so that any card round-trips through JSON.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from ..nn.model import ModelCard as _EngineCard
+from ..transforms import LOG_EPS, log_forward, log_inverse
 
 __all__ = ["REQUIRED_EXTRA", "ModelCard"]
 
@@ -21,14 +23,50 @@ __all__ = ["REQUIRED_EXTRA", "ModelCard"]
 REQUIRED_EXTRA = ("version", "description", "network", "training", "licence")
 
 
-@dataclasses.dataclass(repr=False)
-class ModelCard(_EngineCard):
-    """A model card: the engine's :class:`xdownscale.nn.ModelCard` with reader-facing fields.
+@dataclass(repr=False)
+class ModelCard:
+    """A model card: what :func:`xdownscale.sample` needs to know about a model, and what a
+    reader needs (plain data, no torch).
 
-    Same fields as :class:`xdownscale.nn.ModelCard`; the descriptive ones live in ``extra``
-    and are exposed as read-only properties (:attr:`version`, :attr:`description`,
-    :attr:`licence`, :attr:`network`, :attr:`training`, :attr:`metrics`). ``repr`` gives a
-    readable text summary and ``_repr_html_`` a table for Jupyter.
+    The descriptive fields live in ``extra`` and are exposed as read-only properties
+    (:attr:`version`, :attr:`description`, :attr:`licence`, :attr:`network`,
+    :attr:`training`, :attr:`metrics`). ``repr`` gives a readable text summary and
+    ``_repr_html_`` a table for Jupyter.
+
+    Attributes
+    ----------
+    name : str
+        Name used in history lines and error messages.
+    variable, standard_name : str, optional
+        Variable the model was trained on.
+    units : str, optional
+        Units of the physical data; inputs with other ``units`` are refused.
+    transform : {"identity", "log"}
+        ``"log"`` is ``log(x + log_eps) - log(log_eps)`` (Hess et al. 2024), applied before the
+        min/max scaling.
+    log_eps : float
+        The epsilon of the log transform (1e-4).
+    scale_min, scale_max : float, optional
+        Training min and max of the (log-)transformed data, mapped to -1 and 1. None skips the
+        scaling.
+    sigma_data, sigma_min, sigma_max : float, optional
+        Noise parameters; None means "read them from the denoiser".
+    parameterisation : {"edm", "consistency"}, optional
+        None means "read it from the denoiser".
+    factors : tuple of int
+        Coarsening factors the model supports (empty: any).
+    pixel_size : float, optional
+        Native grid spacing of the model, in ``pixel_units``.
+    pixel_units : str, optional
+    periodic_x : bool
+        Whether the model treats x as a periodic longitude.
+    target_psd_wavenumber, target_psd : sequence of float, optional
+        Radially averaged spectrum of the (transformed, scaled) training data, in cycles per
+        grid cell, with :func:`xdownscale.psd`'s normalisation; used by ``scale="auto"``.
+    sha256 : str, optional
+        Hash of the weight file, when the model came from one.
+    extra : dict
+        Everything else (description, licence, training notes, metrics, network config).
 
     Examples
     --------
@@ -40,12 +78,96 @@ class ModelCard(_EngineCard):
     ModelCard 'demo' v1: a demo card
     """
 
+    name: str = "unnamed"
+    variable: str | None = None
+    standard_name: str | None = None
+    units: str | None = None
+    transform: Literal["identity", "log"] = "identity"
+    log_eps: float = LOG_EPS
+    scale_min: float | None = None
+    scale_max: float | None = None
+    sigma_data: float | None = None
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+    parameterisation: Literal["edm", "consistency"] | None = None
+    factors: tuple[int, ...] = ()
+    pixel_size: float | None = None
+    pixel_units: str | None = None
+    periodic_x: bool = False
+    target_psd_wavenumber: Sequence[float] | None = None
+    target_psd: Sequence[float] | None = None
+    sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.transform not in ("identity", "log"):
+            raise ValueError(
+                f"transform={self.transform!r} is not supported; use 'identity' or 'log' "
+                "(log(x + 1e-4) - log(1e-4), Hess et al.)"
+            )
+        if (self.scale_min is None) != (self.scale_max is None) or (
+            self.scale_min is not None and not self.scale_max > self.scale_min  # type: ignore[operator]
+        ):
+            raise ValueError(
+                f"give both scale_min < scale_max or neither, got scale_min={self.scale_min}, "
+                f"scale_max={self.scale_max}"
+            )
+        self.factors = tuple(int(f) for f in self.factors)
+        if (self.target_psd is None) != (self.target_psd_wavenumber is None):
+            raise ValueError("give both target_psd and target_psd_wavenumber, or neither")
+
     @classmethod
-    def from_engine(cls, card: _EngineCard) -> ModelCard:
-        """Wrap an engine card (its fields are copied; ``extra`` is copied one level deep)."""
-        d = {f.name: getattr(card, f.name) for f in dataclasses.fields(_EngineCard)}
-        d["extra"] = dict(d["extra"])
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        """Build a card from a mapping; unknown keys go into :attr:`extra`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in d.items() if k in names and k != "extra"}
+        extra = dict(d.get("extra", {}))
+        extra.update({k: v for k, v in d.items() if k not in names})
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as a plain mapping (lists instead of arrays)."""
+        out = dataclasses.asdict(self)
+        for k in ("target_psd", "target_psd_wavenumber", "factors"):
+            if out[k] is not None:
+                out[k] = [float(v) if k != "factors" else int(v) for v in out[k]]
+        return out
+
+    def forward_transform(self, a):
+        """Physical values -> model space (numpy, xarray or torch).
+
+        With ``"log"``, :func:`xdownscale.transforms.log_forward` (values below 0 are first
+        set to 0, the transform's domain); then the min/max scaling to [-1, 1]. NaN stays NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> card = ModelCard(transform="log", scale_min=0.0, scale_max=10.0)
+        >>> card.forward_transform(np.array([0.0])).tolist()
+        [-1.0]
+        """
+        if self.transform == "log":
+            a = log_forward(a, self.log_eps)
+        if self.scale_min is not None:
+            a = 2.0 * (a - self.scale_min) / (self.scale_max - self.scale_min) - 1.0  # type: ignore[operator]
+        return a
+
+    def inverse_transform(self, a):
+        """Model space -> physical values; with ``"log"`` the result is clipped at 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> card = ModelCard(transform="log", scale_min=0.0, scale_max=10.0)
+        >>> x = np.array([0.0, 0.5, 20.0])
+        >>> bool(np.allclose(card.inverse_transform(card.forward_transform(x)), x))
+        True
+        """
+        if self.scale_min is not None:
+            a = (a + 1.0) * 0.5 * (self.scale_max - self.scale_min) + self.scale_min  # type: ignore[operator]
+        if self.transform == "log":
+            a = log_inverse(a, self.log_eps)
+        return a
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:

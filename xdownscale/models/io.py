@@ -30,7 +30,15 @@ from ..nn.networks import UNet
 from ..nn.precondition import ConsistencyModel, EDMDenoiser
 from .card import ModelCard
 
-__all__ = ["BoundedDenoiser", "build_denoiser", "file_sha256", "load_file", "read_weights", "save"]
+__all__ = [
+    "BoundedDenoiser",
+    "bounded",
+    "build_denoiser",
+    "file_sha256",
+    "load_file",
+    "read_weights",
+    "save",
+]
 
 FORMAT = "xdownscale-weights"
 FORMAT_VERSION = 1
@@ -131,7 +139,8 @@ class BoundedDenoiser(torch.nn.Module):
         return self.inner(x, sigma).clamp(self.low, self.high)
 
 
-def _bounded(den: torch.nn.Module, card: ModelCard) -> torch.nn.Module:
+def bounded(den: torch.nn.Module, card: ModelCard) -> torch.nn.Module:
+    """``den`` wrapped in a :class:`BoundedDenoiser` when the card asks for an output range."""
     rng = card.extra.get("output_range")
     if rng is None:
         return den
@@ -185,8 +194,7 @@ def save(
         _refuse_package_dir(path)
     if path.exists() and not overwrite:
         raise ValueError(f"{str(path)!r} exists; pass overwrite=True to replace it")
-    card = model.card if isinstance(model.card, ModelCard) else ModelCard.from_engine(model.card)
-    d = {**card.to_dict(), "sha256": None}
+    d = {**model.card.to_dict(), "sha256": None}
     for key in ("parameterisation", "sigma_data", "sigma_min", "sigma_max"):
         if d[key] is None:  # the card may leave them to the denoiser: record them in the file
             d[key] = getattr(model, key)
@@ -302,4 +310,4 @@ def load_file(path: str | os.PathLike, sha256: str | None = None) -> Downscaling
             f"the weights in {str(path)!r} do not fit the network its card describes "
             f"({str(err).splitlines()[0][:200]}); the file is corrupt"
         ) from err
-    return DownscalingModel(_bounded(den, card).eval(), card)
+    return DownscalingModel(bounded(den, card).eval(), card)

@@ -1,12 +1,13 @@
-"""Torch subpackage: networks, preconditioning, samplers, analytic oracles, device selection.
+"""Torch subpackage: networks, preconditioning, samplers, the sampling pipeline, training.
 
-Imported lazily by :func:`xdownscale.sample` and :func:`xdownscale.ensemble`; ``import
-xdownscale`` does not import torch.
+Imported lazily by :func:`xdownscale.sample`, :func:`xdownscale.ensemble` and
+:func:`xdownscale.train`; ``import xdownscale`` does not import torch.
 """
 
+from ..models.card import ModelCard
 from .analytic import GaussianDenoiser, block_mean_matrix, gaussian_posterior
 from .device import resolve_device
-from .model import DownscalingModel, ModelCard, get_model, register_model
+from .model import DownscalingModel, ModelRef, cache_info, get_model, register_model
 from .networks import UNet
 from .precondition import ConsistencyModel, EDMDenoiser
 from .samplers import (
@@ -24,8 +25,10 @@ __all__ = [
     "EDMDenoiser",
     "GaussianDenoiser",
     "ModelCard",
+    "ModelRef",
     "UNet",
     "block_mean_matrix",
+    "cache_info",
     "gaussian_posterior",
     "get_model",
     "register_model",

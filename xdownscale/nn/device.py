@@ -1,12 +1,12 @@
-"""Torch device selection: ``"auto"``, ``"cpu"``, ``"cuda"`` / ``"cuda:N"``."""
+"""Torch device selection on top of the one resolver, :func:`xdownscale.checks.resolve_device`."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+from ..checks import resolve_device as _resolve_name
 
-_ALLOWED = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+__all__ = ["resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -15,7 +15,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     Parameters
     ----------
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
-        ``"auto"`` picks the first CUDA device when one is present, else the CPU.
+        ``"auto"`` picks the first visible CUDA device when one is present (a worker whose
+        ``CUDA_VISIBLE_DEVICES`` names one GPU gets that GPU), else the CPU.
 
     Returns
     -------
@@ -34,32 +35,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
-    if isinstance(device, torch.device):
-        name = str(device)
-    elif isinstance(device, str):
-        name = device.strip().lower()
-    else:
-        raise TypeError(f"device must be a string ({_ALLOWED}) or a torch.device, got {device!r}")
-    if name == "auto":
-        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    name = _resolve_name(str(device) if isinstance(device, torch.device) else device)
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        index = name.partition(":")[2]
-        if index and not index.isdigit():
-            raise ValueError(f"device={device!r} is not understood; use {_ALLOWED}")
-        if not torch.cuda.is_available():
-            build = "built without CUDA" if torch.version.cuda is None else "no GPU visible"
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available (torch "
-                f"{torch.__version__}, {build}); pass device='cpu', or device='auto' to use "
-                "a GPU only when one is present"
-            )
-        if index and int(index) >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} was requested but only {torch.cuda.device_count()} CUDA "
-                f"device(s) are visible (cuda:0 to cuda:{torch.cuda.device_count() - 1}); "
-                "pass one of those or device='auto'"
-            )
-        return torch.device(name)
-    raise ValueError(f"device={device!r} is not supported; use {_ALLOWED}")
+    if not torch.cuda.is_available():
+        build = "built without CUDA" if torch.version.cuda is None else "no GPU visible"
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available (torch "
+            f"{torch.__version__}, {build}); pass device='cpu', or device='auto' to use "
+            "a GPU only when one is present"
+        )
+    index = name.partition(":")[2]
+    if index and int(index) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(
+            f"device={device!r} was requested but only {n} CUDA device(s) are visible "
+            f"(cuda:0 to cuda:{n - 1}; CUDA_VISIBLE_DEVICES="
+            f"{__import__('os').environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); pass one of "
+            "those or device='auto'"
+        )
+    return torch.device(name)

@@ -10,7 +10,7 @@ resume, seeded):
   from a discretised log-normal, curriculum ``N(k) = min(s0 2^floor(k/K'), s1) + 1``, the target
   from the current weights under stop-gradient (the EMA is for evaluation only).
 
-METHODS.md section 5.
+Karras et al. (2022), Song & Dhariwal (2023).
 """
 
 from __future__ import annotations
@@ -31,10 +31,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..nn.networks import UNet
-from ..nn.precondition import ConsistencyModel, EDMDenoiser
+from .networks import UNet
+from .precondition import ConsistencyModel, EDMDenoiser
+from .samplers import sigmas_karras
 
-__all__ = ["TrainConfig", "TrainState", "fit", "ict_discretisation", "ict_index_probabilities"]
+__all__ = [
+    "TrainConfig",
+    "TrainState",
+    "build_network",
+    "fit",
+    "ict_discretisation",
+    "ict_index_probabilities",
+]
 
 CHECKPOINT_FORMAT = "xdownscale-checkpoint"
 # options that may change between sittings without invalidating a checkpoint
@@ -116,9 +124,9 @@ def ict_discretisation(k: int, total: int, s0: int = 10, s1: int = 1280) -> int:
 
 
 def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
-    """Ascending EDM grid of ``n`` noise levels from ``sigma_min`` to ``sigma_max`` (float64)."""
-    i = torch.arange(n, dtype=torch.float64) / (n - 1)
-    return (sigma_min ** (1 / rho) + i * (sigma_max ** (1 / rho) - sigma_min ** (1 / rho))) ** rho
+    """Ascending EDM grid of ``n`` noise levels from ``sigma_min`` to ``sigma_max`` (float64):
+    :func:`xdownscale.nn.samplers.sigmas_karras` without its final 0, in ascending order."""
+    return sigmas_karras(n, sigma_min, sigma_max, rho)[:-1].flip(0)
 
 
 def ict_index_probabilities(sigmas: torch.Tensor, p_mean: float, p_std: float) -> torch.Tensor:
@@ -241,7 +249,8 @@ def ict_loss(den, x, mask, gen, cfg: TrainConfig, step: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- loop
 
 
-def _build(cfg: TrainConfig) -> torch.nn.Module:
+def build_network(cfg: TrainConfig) -> torch.nn.Module:
+    """The untrained denoiser (UNet in its preconditioning wrapper) that ``cfg`` describes."""
     net = UNet(1, 1, cfg.channels, num_res_blocks=cfg.num_res_blocks, attention=cfg.attention,
                periodic_x=cfg.periodic_x, periodic_y=cfg.periodic_y, dropout=cfg.dropout)
     wrapper = EDMDenoiser if cfg.kind == "edm" else ConsistencyModel
@@ -322,7 +331,7 @@ def fit(
     with ``resume=True`` continues where this one stopped). ``init_state``: the state dict of
     the (unbounded) denoiser to start from — fine-tuning; its hash belongs in ``cfg.init``.
     """
-    from ..nn.device import resolve_device
+    from .device import resolve_device
 
     device = resolve_device(cfg.device)
     precision = cfg.precision
@@ -332,7 +341,7 @@ def fit(
         raise ValueError(f"precision={cfg.precision!r} is not supported; use 'auto', 'float32' or 'bfloat16'")
     sampler = CropSampler(fields, cfg.crop, cfg.min_valid, cfg.flips)
     torch.manual_seed(cfg.seed)  # dropout, if any
-    den = _build(cfg)
+    den = build_network(cfg)
     if init_state is not None:
         den.load_state_dict(init_state)
     den = den.to(device)
