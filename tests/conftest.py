@@ -11,8 +11,22 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(
-    os.environ.get("XDOWNSCALE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    os.environ.get(
+        "XDOWNSCALE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
 )
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread: on a shared, loaded machine OpenMP spin-waiting makes tiny
+    operations up to 1000x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -31,9 +45,7 @@ class CountingScheduler:
     def __call__(self, dsk, keys, **kwargs):
         self.total_computes += 1
         if self.total_computes > self.max_computes:
-            raise RuntimeError(
-                f"Too many dask computations were scheduled: {self.total_computes}"
-            )
+            raise RuntimeError(f"Too many dask computations were scheduled: {self.total_computes}")
         return dask.get(dsk, keys, **kwargs)
 
 

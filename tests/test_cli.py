@@ -51,7 +51,9 @@ def test_demo_takes_another_model(tmp_path):
     nc, png = cli.demo(tmp_path, steps=1, model="radar-8x-mix")
     with xr.open_dataset(nc, engine="scipy") as ds:
         assert ds.precip_downscaled.attrs["model"] == "radar-8x-mix"
-        assert "'radar-8x-mix'" in ds.attrs["sampling"] and "model radar-8x-mix" in ds.attrs["history"]
+        assert (
+            "'radar-8x-mix'" in ds.attrs["sampling"] and "model radar-8x-mix" in ds.attrs["history"]
+        )
     assert png.exists()
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         cli.demo(tmp_path, steps=1, model="nope")

@@ -51,8 +51,9 @@ def test_import_xdownscale_does_not_import_torch():
 
 
 def test_cf_metadata_shapes_and_coordinates():
-    w = kolmogorov_flow(3, n_trajectories=2, grid=16, size=8, viscosity=0.02, spinup=1.0,
-                        interval=0.5, seed=0)
+    w = kolmogorov_flow(
+        3, n_trajectories=2, grid=16, size=8, viscosity=0.02, spinup=1.0, interval=0.5, seed=0
+    )
     assert w.dims == ("time", "y", "x") and w.shape == (6, 8, 8)
     assert w.attrs["long_name"] == "vorticity" and w.attrs["units"] == "1"
     assert w.attrs["reynolds_number"] == pytest.approx(50.0)
@@ -61,8 +62,12 @@ def test_cf_metadata_shapes_and_coordinates():
     np.testing.assert_allclose(w.model_time.values, [1.0, 1.5, 2.0] * 2)
     assert w.trajectory.values.tolist() == [0, 0, 0, 1, 1, 1]
     c = kolmogorov_flow_lowfi(2, n_trajectories=1, spinup=1.0, interval=1.0)
-    np.testing.assert_allclose(c.x.values, coarsen(kolmogorov_flow(
-        1, n_trajectories=1, grid=64, size=64, spinup=0.0, interval=1.0), 8).x.values)
+    np.testing.assert_allclose(
+        c.x.values,
+        coarsen(
+            kolmogorov_flow(1, n_trajectories=1, grid=64, size=64, spinup=0.0, interval=1.0), 8
+        ).x.values,
+    )
 
 
 def test_deterministic_by_seed():
@@ -72,8 +77,10 @@ def test_deterministic_by_seed():
     c = kolmogorov_flow(2, seed=6, **kw)
     np.testing.assert_array_equal(a.values, b.values)
     assert float(abs(a - c).mean()) > 0.1 * float(abs(a).mean())
-    lo = [kolmogorov_flow_lowfi(2, n_trajectories=2, spinup=5.0, interval=1.0, seed=s).values
-          for s in (5, 5, 6)]
+    lo = [
+        kolmogorov_flow_lowfi(2, n_trajectories=2, spinup=5.0, interval=1.0, seed=s).values
+        for s in (5, 5, 6)
+    ]
     np.testing.assert_array_equal(lo[0], lo[1])
     assert not np.allclose(lo[0], lo[2])
 
@@ -114,8 +121,7 @@ def test_energy_budget_closes_and_statistics_are_stationary():
 def test_lowfi_is_biased_against_coarsened_highfi():
     """Spectrum and one-point histogram of the low-fidelity data differ from C'(high-fidelity)
     far more than two independent high-fidelity sets differ from each other."""
-    hf = kolmogorov_flow(12, n_trajectories=8, grid=64, size=64, spinup=10.0, interval=1.0,
-                         seed=0)
+    hf = kolmogorov_flow(12, n_trajectories=8, grid=64, size=64, spinup=10.0, interval=1.0, seed=0)
     coarse = coarsen(hf, 8)
     ref = coarse.where(coarse.trajectory < 4, drop=True)  # two independent halves
     other = coarse.where(coarse.trajectory >= 4, drop=True)
@@ -137,8 +143,7 @@ def test_lowfi_is_biased_against_coarsened_highfi():
 
 def test_blow_up_is_reported():
     with pytest.raises(FloatingPointError, match="blew up"):
-        kolmogorov_flow(1, n_trajectories=1, grid=16, size=16, cfl=20.0, max_dt=2.0,
-                        spinup=50.0)
+        kolmogorov_flow(1, n_trajectories=1, grid=16, size=16, cfl=20.0, max_dt=2.0, spinup=50.0)
 
 
 @pytest.mark.parametrize(
@@ -160,8 +165,9 @@ def test_parameter_errors(kwargs, match):
 
 
 def test_dataset_builder_splits_and_trims(monkeypatch):
-    small_hf = functools.partial(kolmogorov_flow, grid=16, size=16, viscosity=0.02,
-                                 spinup=0.5, interval=0.5)
+    small_hf = functools.partial(
+        kolmogorov_flow, grid=16, size=16, viscosity=0.02, spinup=0.5, interval=0.5
+    )
     small_lf = functools.partial(kolmogorov_flow_lowfi, spinup=0.5, interval=0.5)
     monkeypatch.setattr(kolmo, "kolmogorov_flow", small_hf)
     monkeypatch.setattr(kolmo, "kolmogorov_flow_lowfi", small_lf)

@@ -10,8 +10,8 @@ import threading
 import pytest
 import xarray as xr
 
-from xdownscale.datasets import registry as dreg
 from xdownscale.datasets import data_names, fetch_data, open_data
+from xdownscale.datasets import registry as dreg
 
 from .conftest import SHARED_DATA, shared_file
 
@@ -33,7 +33,7 @@ def fake_entry(monkeypatch, tmp_path):
 def test_unknown_name_and_no_source(fake_entry):
     with pytest.raises(ValueError, match=r"unknown data file 'radar/x.nc'; registered: demo/"):
         fetch_data("radar/x.nc")
-    with pytest.raises(FileNotFoundError, match="no source is configured.*XDOWNSCALE_DATA_DIR"):
+    with pytest.raises(FileNotFoundError, match=r"no source is configured.*XDOWNSCALE_DATA_DIR"):
         fetch_data("test/tiny.nc")
 
 
@@ -43,7 +43,7 @@ def test_local_mirror_is_used_in_place_and_hash_checked(fake_entry, monkeypatch,
     assert fetch_data(name) == src / name
     assert open_data(name)["a"].values.tolist() == [1.0, 2.0, 3.0]
     (src / name).write_bytes(b"not the registered file")
-    with pytest.raises(ValueError, match="has sha256 .* not the registered"):
+    with pytest.raises(ValueError, match=r"has sha256 .* not the registered"):
         fetch_data(name)
     monkeypatch.setenv("XDOWNSCALE_DATA_DIR", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="is not in the mirror XDOWNSCALE_DATA_DIR"):
@@ -58,13 +58,20 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.mark.network
 def test_download_from_a_loopback_server(fake_entry, monkeypatch, tmp_path):
     src, name = fake_entry
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(src)))
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(src))
+    )
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("XDOWNSCALE_DATA_URL", f"http://127.0.0.1:{httpd.server_port}")
         path = fetch_data(name)
-        assert path.is_relative_to(tmp_path / "cache" / "data") and path.read_bytes() == (src / name).read_bytes()
-        (src / name).write_bytes(b"corrupt")  # a second name would download; the cached file is kept
+        assert (
+            path.is_relative_to(tmp_path / "cache" / "data")
+            and path.read_bytes() == (src / name).read_bytes()
+        )
+        (src / name).write_bytes(
+            b"corrupt"
+        )  # a second name would download; the cached file is kept
         assert fetch_data(name) == path
         path.unlink()
         with pytest.raises(ValueError, match="does not have the registered sha256"):
@@ -74,12 +81,14 @@ def test_download_from_a_loopback_server(fake_entry, monkeypatch, tmp_path):
         httpd.shutdown()
         httpd.server_close()
     monkeypatch.setenv("XDOWNSCALE_RETRIES", "0")
-    with pytest.raises(ConnectionError, match="could not download data file 'test/tiny.nc'"):
+    with pytest.raises(ConnectionError, match=r"could not download data file 'test/tiny\.nc'"):
         fetch_data(name)
 
 
 def test_registry_matches_the_shared_data(monkeypatch):
-    path = shared_file("demo/era5_t2m_2019-03_uk_0p25deg.nc")  # skips cleanly when ../shared/data is absent
+    path = shared_file(
+        "demo/era5_t2m_2019-03_uk_0p25deg.nc"
+    )  # skips cleanly when ../shared/data is absent
     monkeypatch.setenv("XDOWNSCALE_DATA_DIR", str(SHARED_DATA))
     assert fetch_data("demo/era5_t2m_2019-03_uk_0p25deg.nc") == path
     ds = open_data("demo/era5_t2m_2019-03_uk_0p25deg.nc")

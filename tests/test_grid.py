@@ -17,27 +17,44 @@ def field(rng, shape=(3, 16, 24), dims=("time", "y", "x"), spacing=1000.0):
         dims[-2]: (dims[-2], np.arange(ny) * spacing, {"units": "m"}),
         dims[-1]: (dims[-1], np.arange(nx) * spacing, {"units": "m"}),
     }
-    return xr.DataArray(rng.normal(size=shape).astype("float32"), dims=dims, coords=coords,
-                        attrs={"units": "K"})
+    return xr.DataArray(
+        rng.normal(size=shape).astype("float32"), dims=dims, coords=coords, attrs={"units": "K"}
+    )
 
 
 # --- discovery ---------------------------------------------------------------------------
 
+
 def test_cf_axis_attributes_win_over_names():
-    da = xr.DataArray(np.zeros((2, 3, 4)), dims=("a", "b", "c"),
-                      coords={"b": ("b", np.arange(3.0), {"axis": "Y"}),
-                              "c": ("c", np.arange(4.0), {"standard_name": "projection_x_coordinate"})})
+    da = xr.DataArray(
+        np.zeros((2, 3, 4)),
+        dims=("a", "b", "c"),
+        coords={
+            "b": ("b", np.arange(3.0), {"axis": "Y"}),
+            "c": ("c", np.arange(4.0), {"standard_name": "projection_x_coordinate"}),
+        },
+    )
     assert xd.find_spatial_dims(da) == ("b", "c")
 
 
 def test_standard_name_latitude_longitude_and_grid_rotated():
-    da = xr.DataArray(np.zeros((3, 4)), dims=("r1", "r2"),
-                      coords={"r1": ("r1", np.arange(3.0), {"standard_name": "grid_latitude"}),
-                              "r2": ("r2", np.arange(4.0), {"standard_name": "grid_longitude"})})
+    da = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=("r1", "r2"),
+        coords={
+            "r1": ("r1", np.arange(3.0), {"standard_name": "grid_latitude"}),
+            "r2": ("r2", np.arange(4.0), {"standard_name": "grid_longitude"}),
+        },
+    )
     assert xd.find_spatial_dims(da) == ("r1", "r2")
-    da = xr.DataArray(np.zeros((3, 4)), dims=("p", "q"),
-                      coords={"p": ("p", np.arange(3.0), {"units": "degrees_north"}),
-                              "q": ("q", np.arange(4.0), {"units": "degrees_east"})})
+    da = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=("p", "q"),
+        coords={
+            "p": ("p", np.arange(3.0), {"units": "degrees_north"}),
+            "q": ("q", np.arange(4.0), {"units": "degrees_east"}),
+        },
+    )
     assert xd.find_spatial_dims(da) == ("p", "q")
 
 
@@ -49,7 +66,9 @@ def test_fallback_names_and_override():
 
 def test_no_spatial_dims_error():
     da = xr.DataArray(np.zeros((3, 4)), dims=("a", "b"))
-    with pytest.raises(ValueError, match=r"could not find the spatial dims .*pass spatial_dims=\(y, x\)"):
+    with pytest.raises(
+        ValueError, match=r"could not find the spatial dims .*pass spatial_dims=\(y, x\)"
+    ):
         xd.find_spatial_dims(da)
 
 
@@ -69,17 +88,25 @@ def test_override_errors():
 
 
 def test_ambiguous_axis_error():
-    da = xr.DataArray(np.zeros((2, 3, 4)), dims=("a", "b", "c"),
-                      coords={"a": ("a", [0.0, 1.0], {"axis": "Y"}),
-                              "b": ("b", np.arange(3.0), {"axis": "Y"}),
-                              "c": ("c", np.arange(4.0), {"axis": "X"})})
+    da = xr.DataArray(
+        np.zeros((2, 3, 4)),
+        dims=("a", "b", "c"),
+        coords={
+            "a": ("a", [0.0, 1.0], {"axis": "Y"}),
+            "b": ("b", np.arange(3.0), {"axis": "Y"}),
+            "c": ("c", np.arange(4.0), {"axis": "X"}),
+        },
+    )
     with pytest.raises(ValueError, match=r"several dims look like the Y axis: \['a', 'b'\]"):
         xd.find_spatial_dims(da)
 
 
 def test_time_dim_cf_and_errors():
-    t = xr.DataArray(np.zeros((3, 2, 2)), dims=("when", "y", "x"),
-                     coords={"when": pd.date_range("2000", periods=3)})
+    t = xr.DataArray(
+        np.zeros((3, 2, 2)),
+        dims=("when", "y", "x"),
+        coords={"when": pd.date_range("2000", periods=3)},
+    )
     assert xd.find_time_dim(t) == "when"
     with pytest.raises(ValueError, match="could not find a unique time dim"):
         xd.find_time_dim(xr.DataArray(np.zeros((2, 2)), dims=("y", "x")))
@@ -97,8 +124,11 @@ def test_time_dim_cftime():
 
 def test_grid_info_spacing_units_periodic():
     lon = np.arange(0, 360, 2.5)
-    da = xr.DataArray(np.zeros((3, lon.size)), dims=("lat", "lon"),
-                      coords={"lat": [10.0, 7.5, 5.0], "lon": ("lon", lon, {"units": "degrees_east"})})
+    da = xr.DataArray(
+        np.zeros((3, lon.size)),
+        dims=("lat", "lon"),
+        coords={"lat": [10.0, 7.5, 5.0], "lon": ("lon", lon, {"units": "degrees_east"})},
+    )
     info = xd.grid_info(da)
     assert (info.dy, info.dx, info.units, info.periodic_x) == (2.5, 2.5, "degrees_east", True)
     assert info.spacing == 2.5
@@ -108,7 +138,9 @@ def test_grid_info_spacing_units_periodic():
 
 def test_non_monotonic_and_irregular_errors():
     da = xr.DataArray(np.zeros((3, 4)), dims=("y", "x"), coords={"x": [0.0, 2.0, 1.0, 3.0]})
-    with pytest.raises(ValueError, match=r"coordinate 'x' is not strictly monotonic .*da.sortby\('x'\)"):
+    with pytest.raises(
+        ValueError, match=r"coordinate 'x' is not strictly monotonic .*da.sortby\('x'\)"
+    ):
         xd.grid_info(da)
     da = xr.DataArray(np.zeros((3, 4)), dims=("y", "x"), coords={"x": [0.0, 1.0, 2.0, 4.0]})
     with pytest.raises(ValueError, match=r"coordinate 'x' is not regularly spaced .*interp"):
@@ -116,6 +148,7 @@ def test_non_monotonic_and_irregular_errors():
 
 
 # --- coarsen ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_coarsen_matches_core_and_is_lazy(rng, chunked):
@@ -140,9 +173,15 @@ def test_coarsen_transposed_dims_and_aux_coords(rng):
 
 def test_coarsen_errors(rng):
     da = field(rng)
-    with pytest.raises(ValueError, match=r"factor 5 does not divide dim 'y' of size 16; crop first, e.g. da.isel\(y=slice\(0, 15\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"factor 5 does not divide dim 'y' of size 16; crop first, e.g. da.isel\(y=slice\(0, 15\)\)",
+    ):
         xd.coarsen(da, 5)
-    with pytest.raises(ValueError, match=r"dim 'x' of da has 2 chunks; coarsening needs whole fields — call da.chunk\(x=-1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dim 'x' of da has 2 chunks; coarsening needs whole fields — call da.chunk\(x=-1\)",
+    ):
         xd.coarsen(da.chunk(x=12), 2)
     with pytest.raises(ValueError, match="factor must be a positive integer"):
         xd.coarsen(da, 0)
@@ -153,6 +192,7 @@ def test_coarsen_errors(rng):
 
 
 # --- upsample ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("method", ["nearest", "bilinear", "bicubic"])
@@ -174,7 +214,9 @@ def test_round_trips(rng):
     np.testing.assert_allclose(xd.coarsen(xd.upsample(da, 4, conservative=True), 4), da, atol=1e-12)
     # a smooth field survives coarsen -> upsample closely
     yy, xx = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
-    smooth = xr.DataArray(np.sin(2 * np.pi * xx / 64) * np.cos(2 * np.pi * yy / 64), dims=("y", "x"))
+    smooth = xr.DataArray(
+        np.sin(2 * np.pi * xx / 64) * np.cos(2 * np.pi * yy / 64), dims=("y", "x")
+    )
     back = xd.upsample(xd.coarsen(smooth, 4), 4, interpolation="bicubic")
     # the block mean damps this wave by sinc(4/64)^2 = 0.987 (1.3 %), interpolation adds little
     assert float(np.abs(back - smooth).isel(y=slice(4, -4), x=slice(4, -4)).max()) < 0.025
@@ -198,11 +240,15 @@ def test_upsample_nan_mask(rng):
 
 
 def test_upsample_bad_method(rng):
-    with pytest.raises(ValueError, match=r"interpolation='cubic' is not supported; use one of \['nearest', 'bilinear', 'bicubic'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"interpolation='cubic' is not supported; use one of \['nearest', 'bilinear', 'bicubic'\]",
+    ):
         xd.upsample(field(rng), 2, interpolation="cubic")
 
 
 # --- lowpass ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_lowpass_wavelength_equals_cutoff(rng, chunked):
@@ -222,7 +268,9 @@ def test_lowpass_errors(rng):
     da = field(rng, shape=(2, 32, 32))
     with pytest.raises(ValueError, match="exactly one of cutoff"):
         xd.lowpass(da)
-    with pytest.raises(ValueError, match=r"cutoff must be in \(0, 0.5\] cycles per grid cell, got 0.7"):
+    with pytest.raises(
+        ValueError, match=r"cutoff must be in \(0, 0.5\] cycles per grid cell, got 0.7"
+    ):
         xd.lowpass(da, 0.7)
     with pytest.raises(ValueError, match=r"from wavelength=100.0"):
         xd.lowpass(da, wavelength=100.0)

@@ -34,11 +34,14 @@ def test_wasserstein_per_point_matches_scipy(rng, chunked):
     gen = _field(rng, (40, 3, 4), loc=0.3)
     ref = _field(rng, (25, 3, 4), scale=2.0)
     with raise_if_dask_computes():
-        out = metrics.wasserstein(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked),
-                                  aggregate=None)
+        out = metrics.wasserstein(
+            _maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked), aggregate=None
+        )
     assert out.dims == ("y", "x") and out.attrs["units"] == "m"
-    want = [[scipy.stats.wasserstein_distance(gen[:, i, j], ref[:, i, j]) for j in range(4)]
-            for i in range(3)]
+    want = [
+        [scipy.stats.wasserstein_distance(gen[:, i, j], ref[:, i, j]) for j in range(4)]
+        for i in range(3)
+    ]
     np.testing.assert_allclose(out.values, want, rtol=1e-12)
     mean = metrics.wasserstein(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked))
     assert float(mean) == pytest.approx(np.mean(want))
@@ -50,8 +53,9 @@ def test_kld_matches_core_and_scipy_kde(rng, chunked):
     gen = _field(rng, (60, 2, 3), loc=0.5)
     ref = _field(rng, (80, 2, 3))
     with raise_if_dask_computes():
-        out = metrics.kld(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked, y=1),
-                          aggregate=None)
+        out = metrics.kld(
+            _maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked, y=1), aggregate=None
+        )
     core = np_metrics.kld(np.moveaxis(gen.values, 0, -1), np.moveaxis(ref.values, 0, -1))
     np.testing.assert_allclose(out.values, core)
     # scipy: same grid convention, one point
@@ -157,8 +161,7 @@ def test_melr_of_scaled_fields_is_the_log_factor(rng, chunked):
     gen = 2.0 * ref
     with raise_if_dask_computes():
         out_u = metrics.melr(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked))
-        out_w = metrics.melr(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked),
-                             weighted=True)
+        out_w = metrics.melr(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked), weighted=True)
     assert float(out_u) == pytest.approx(np.log(4.0))
     assert float(out_w) == pytest.approx(np.log(4.0))
 
@@ -177,7 +180,8 @@ def test_melr_matches_a_direct_computation(rng):
     lr = np.abs(np.log(eg / er))
     assert float(metrics.melr(gen, ref)) == pytest.approx(lr.mean(), rel=1e-10)
     assert float(metrics.melr(gen, ref, weighted=True)) == pytest.approx(
-        np.sum(er / er.sum() * lr), rel=1e-10)
+        np.sum(er / er.sum() * lr), rel=1e-10
+    )
 
 
 def test_melr_nan_policy(rng):
@@ -198,8 +202,9 @@ def test_cov_rmse_matches_numpy(rng, chunked):
     gen = _field(rng, (40, 3, 3), scale=1.5)
     with raise_if_dask_computes():
         out = metrics.cov_rmse(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked))
-        raw = metrics.cov_rmse(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked),
-                               normalize="none")
+        raw = metrics.cov_rmse(
+            _maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked), normalize="none"
+        )
     cg = np.cov(gen.values.reshape(40, 9), rowvar=False)
     cr = np.cov(ref.values.reshape(50, 9), rowvar=False)
     assert float(out) == pytest.approx(np.linalg.norm(cg - cr) / np.linalg.norm(cr))
@@ -230,11 +235,13 @@ def test_mean_and_quantile_errors_match_numpy(rng, chunked):
     gen = _field(rng, (30, 4, 2, 3), dims=("time", "realization", "y", "x"), loc=0.5)
     with raise_if_dask_computes():
         me = metrics.mean_error(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked))
-        qe = metrics.quantile_error(_maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked),
-                                    [0.95, 0.99])
+        qe = metrics.quantile_error(
+            _maybe_chunk(gen, chunked), _maybe_chunk(ref, chunked), [0.95, 0.99]
+        )
     np.testing.assert_allclose(me.values, gen.values.mean((0, 1)) - ref.values.mean(0))
-    want = (np.quantile(gen.values.reshape(120, 2, 3), [0.95, 0.99], axis=0)
-            - np.quantile(ref.values, [0.95, 0.99], axis=0))
+    want = np.quantile(gen.values.reshape(120, 2, 3), [0.95, 0.99], axis=0) - np.quantile(
+        ref.values, [0.95, 0.99], axis=0
+    )
     np.testing.assert_allclose(qe.transpose("quantile", "y", "x").values, want)
     with pytest.raises(ValueError, match="q must be in"):
         metrics.quantile_error(gen, ref, 95)
@@ -260,8 +267,9 @@ def test_crps_matches_core(rng, chunked, fair):
     ens = _field(rng, (6, 7, 2, 2), dims=("time", "realization", "y", "x"))
     obs = _field(rng, (6, 2, 2))
     with raise_if_dask_computes():
-        out = metrics.crps(_maybe_chunk(ens, chunked, realization=3), _maybe_chunk(obs, chunked),
-                           fair=fair)
+        out = metrics.crps(
+            _maybe_chunk(ens, chunked, realization=3), _maybe_chunk(obs, chunked), fair=fair
+        )
     want = np_metrics.crps_ensemble(np.moveaxis(ens.values, 1, -1), obs.values, fair=fair)
     np.testing.assert_allclose(out.transpose("time", "y", "x").values, want)
 
@@ -270,8 +278,9 @@ def test_crps_of_a_gaussian_ensemble_is_the_analytic_crps(rng):
     ens = xr.DataArray(rng.normal(1.0, 2.0, size=(4000, 3)), dims=("realization", "time"))
     obs = xr.DataArray([1.0, -1.0, 4.0], dims="time")
     z = (obs.values - 1.0) / 2.0
-    want = 2.0 * (z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z)
-                  - 1 / np.sqrt(np.pi))
+    want = 2.0 * (
+        z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z) - 1 / np.sqrt(np.pi)
+    )
     np.testing.assert_allclose(metrics.crps(ens, obs, fair=True).values, want, atol=0.05)
 
 
@@ -292,8 +301,9 @@ def test_constraint_rmse_known_values(rng, chunked):
     fine = _field(rng, (3, 2, 8, 8), dims=("time", "realization", "y", "x"))
     cond = coarsen(fine.isel(realization=0, drop=True), 4)  # member 0 matches exactly
     with raise_if_dask_computes():
-        out = metrics.constraint_rmse(_maybe_chunk(fine, chunked), _maybe_chunk(cond, chunked),
-                                      dim=["time"])
+        out = metrics.constraint_rmse(
+            _maybe_chunk(fine, chunked), _maybe_chunk(cond, chunked), dim=["time"]
+        )
     c1 = coarsen(fine.isel(realization=1, drop=True), 4).values
     rel = np.sqrt(((c1 - cond.values) ** 2).sum((1, 2)) / (cond.values**2).sum((1, 2)))
     np.testing.assert_allclose(out.values, [0.0, rel.mean()], atol=1e-12)
@@ -324,10 +334,13 @@ def test_pooled_correlation_matches_numpy(rng, chunked):
 
 
 def test_variability_analytic_and_errors(rng):
-    s = xr.DataArray(rng.normal(0, 3.0, size=(20, 500, 2, 2)),
-                     dims=("time", "realization", "y", "x"))
+    s = xr.DataArray(
+        rng.normal(0, 3.0, size=(20, 500, 2, 2)), dims=("time", "realization", "y", "x")
+    )
     assert float(metrics.variability(s)) == pytest.approx(3.0, rel=0.02)
-    assert float(metrics.variability(s.chunk(time=5))) == pytest.approx(float(metrics.variability(s)))
+    assert float(metrics.variability(s.chunk(time=5))) == pytest.approx(
+        float(metrics.variability(s))
+    )
     det = xr.concat([s.isel(realization=[0])] * 3, "realization")
     assert float(metrics.variability(det)) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="no sample dim 'member'"):

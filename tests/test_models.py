@@ -27,13 +27,8 @@ from xdownscale.models.card import REQUIRED_EXTRA, ModelCard
 from xdownscale.nn import DownscalingModel, EDMDenoiser, UNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny networks gain nothing from more, and the CI box is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -42,9 +37,19 @@ def tiny_model(seed: int = 0, name: str = "tiny") -> DownscalingModel:
     torch.manual_seed(seed)
     net = UNet(channels=(8,), attention=False)
     card = ModelCard(
-        name=name, units="mm h-1", transform="log", scale_min=0.0, scale_max=10.0, factors=(4,),
-        extra={"version": "1", "description": "a <tiny> test model", "licence": "CC0",
-               "network": {"class": "UNet", "config": net.config}, "training": {"steps": 0}},
+        name=name,
+        units="mm h-1",
+        transform="log",
+        scale_min=0.0,
+        scale_max=10.0,
+        factors=(4,),
+        extra={
+            "version": "1",
+            "description": "a <tiny> test model",
+            "licence": "CC0",
+            "network": {"class": "UNet", "config": net.config},
+            "training": {"steps": 0},
+        },
     )
     return DownscalingModel(EDMDenoiser(net, sigma_max=5.0), card)
 
@@ -75,7 +80,9 @@ def server(tmp_path):
         ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
     )
     httpd.hits, httpd.delay, httpd.root = [], 0.0, root
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
     yield httpd
@@ -131,7 +138,10 @@ def test_save_refuses_existing_and_package_dir(weight_file):
 
 def test_save_refuses_card_without_network(tmp_path):
     m = tiny_model()
-    m.card.extra["network"] = {"class": "UNet", "config": UNet(channels=(16,), attention=False).config}
+    m.card.extra["network"] = {
+        "class": "UNet",
+        "config": UNet(channels=(16,), attention=False).config,
+    }
     with pytest.raises(ValueError, match="does not match the model's weights"):
         zio.save(m, tmp_path / "x.pt")
     del m.card.extra["network"]
@@ -182,8 +192,15 @@ def test_pickle_that_would_execute_code_is_refused(tmp_path, how):
     if how == "pickle":
         path.write_bytes(pickle.dumps(_Evil(str(marker))))
     else:
-        torch.save({"format": zio.FORMAT, "format_version": 1, "card": _Evil(str(marker)),
-                    "state_dict": {}}, path)
+        torch.save(
+            {
+                "format": zio.FORMAT,
+                "format_version": 1,
+                "card": _Evil(str(marker)),
+                "state_dict": {},
+            },
+            path,
+        )
     with pytest.raises(ValueError, match=r"refused to load .*could run code"):
         zoo.load(path)
     with pytest.raises(ValueError, match="refused to load"):
@@ -328,7 +345,8 @@ def test_default_model_downscales_a_field():
     rng = np.random.default_rng(0)
     c = (np.arange(4) + 0.5) * 8000.0
     coarse = xr.DataArray(
-        rng.gamma(0.5, 2.0, size=(1, 4, 4)), dims=("time", "y", "x"),
+        rng.gamma(0.5, 2.0, size=(1, 4, 4)),
+        dims=("time", "y", "x"),
         coords={"y": ("y", c, {"units": "m"}), "x": ("x", c, {"units": "m"})},
         attrs={"units": "mm h-1"},
     )
@@ -358,7 +376,9 @@ def test_corrupt_download_is_rejected_and_not_cached(zoo_env):
     entry, cache, server = zoo_env
     served = server.root / entry.file
     served.write_bytes(served.read_bytes()[:-100] + b"x" * 100)
-    with pytest.raises(ValueError, match=r"does not have the registered sha256 .*rejected and not kept"):
+    with pytest.raises(
+        ValueError, match=r"does not have the registered sha256 .*rejected and not kept"
+    ):
         zoo.load("tiny-test")
     assert not (cache / entry.file).exists()
     assert not [p for p in cache.iterdir()] if cache.exists() else True
@@ -379,8 +399,12 @@ def test_server_down_says_how_to_work_offline(zoo_env, monkeypatch):
     with pytest.raises(ConnectionError, match="could not download model 'tiny-test'") as info:
         zoo.load("tiny-test")
     msg = str(info.value)
-    for hint in ("XDOWNSCALE_CACHE", "xdownscale fetch --all", "load('/path/to/tiny-v1.pt')",
-                 "XDOWNSCALE_BASE_URL"):
+    for hint in (
+        "XDOWNSCALE_CACHE",
+        "xdownscale fetch --all",
+        "load('/path/to/tiny-v1.pt')",
+        "XDOWNSCALE_BASE_URL",
+    ):
         assert hint in msg
 
 
@@ -396,8 +420,16 @@ def test_two_processes_fetching_at_once(zoo_env):
         print(load("tiny-test").card.sha256)
     """)
     env = {**os.environ}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err

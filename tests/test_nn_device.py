@@ -25,14 +25,19 @@ def test_auto_picks_cuda_when_present(monkeypatch):
 
 
 def test_absent_cuda_is_a_clear_error(no_cuda):
-    with pytest.raises(ValueError, match=r"device='cuda' was requested but CUDA is not available.*device='cpu'"):
+    with pytest.raises(
+        ValueError, match=r"device='cuda' was requested but CUDA is not available.*device='cpu'"
+    ):
         resolve_device("cuda")
 
 
 def test_absent_cuda_index(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ValueError, match=r"only 1 CUDA device\(s\) are visible \(cuda:0 to cuda:0; CUDA_VISIBLE_DEVICES="):
+    with pytest.raises(
+        ValueError,
+        match=r"only 1 CUDA device\(s\) are visible \(cuda:0 to cuda:0; CUDA_VISIBLE_DEVICES=",
+    ):
         resolve_device("cuda:3")
 
 

@@ -9,15 +9,7 @@ from hypothesis import strategies as st
 
 from xdownscale.nn import UNet
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared, loaded box OpenMP spin-waiting makes tiny ops 1000x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(**kw) -> UNet:

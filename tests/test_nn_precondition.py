@@ -10,15 +10,7 @@ from torch import nn
 
 from xdownscale.nn import ConsistencyModel, EDMDenoiser, UNet
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared, loaded box OpenMP spin-waiting makes tiny ops 1000x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Recorder(nn.Module):
@@ -89,5 +81,7 @@ def test_per_sample_sigma_and_config():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="need sigma_data > 0 and 0 < sigma_min < sigma_max"):
         EDMDenoiser(Recorder(), sigma_min=1.0, sigma_max=0.5)
-    with pytest.raises(ValueError, match=r"sigma must be a number or have shape \(batch,\) = \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"sigma must be a number or have shape \(batch,\) = \(2,\)"
+    ):
         EDMDenoiser(Recorder())(torch.zeros(2, 1, 2, 2), torch.ones(3))

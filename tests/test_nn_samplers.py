@@ -23,14 +23,7 @@ N = 4000  # Monte-Carlo samples
 H, W = 4, 4
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared, loaded box OpenMP spin-waiting makes tiny ops 1000x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _prior(rng, h=H, w=W):
@@ -85,7 +78,9 @@ def test_euler_maruyama_from_sigma_star(rng):
     mean, cov = _prior(rng)
     x = _draw(rng, mean, cov, sigma=1.0)  # SDEdit: start at sigma* = 1
     g = torch.Generator().manual_seed(1)
-    out = sample_euler_maruyama(GaussianDenoiser(mean, cov), x, sigmas_geometric(300, 0.002, 1.0), generator=g)
+    out = sample_euler_maruyama(
+        GaussianDenoiser(mean, cov), x, sigmas_geometric(300, 0.002, 1.0), generator=g
+    )
     _assert_moments(out, mean, np.diag(cov))
 
 
@@ -101,15 +96,20 @@ def test_one_step_consistency_of_a_gaussian_is_exact(rng):
     expect = mean.ravel() + (q * np.sqrt(lam + eps**2)) @ vec.T
     np.testing.assert_allclose(out.reshape(8, -1).numpy(), expect, rtol=0, atol=1e-12)
     # and in distribution
-    _assert_moments(sample_consistency(f, _draw(rng, mean, cov, sigma=sigma), [sigma]), mean,
-                    np.diag(cov) + eps**2)
+    _assert_moments(
+        sample_consistency(f, _draw(rng, mean, cov, sigma=sigma), [sigma]),
+        mean,
+        np.diag(cov) + eps**2,
+    )
 
 
 def test_multistep_consistency(rng):
     mean, cov = _prior(rng)
     f = GaussianDenoiser(mean, cov, parameterisation="consistency")
     x = _draw(rng, mean, cov, sigma=80.0)
-    out = sample_consistency(f, x, [80.0, 2.0, 0.5, 0.0], generator=torch.Generator().manual_seed(0))
+    out = sample_consistency(
+        f, x, [80.0, 2.0, 0.5, 0.0], generator=torch.Generator().manual_seed(0)
+    )
     _assert_moments(out, mean, np.diag(cov) + 0.002**2)
 
 
@@ -131,15 +131,22 @@ def test_conditional_matches_the_gaussian_posterior(rng):
     n = 2000
     x = _draw(rng, mean, cov, n=n, sigma=10.0)
     out = sample_conditional(
-        d, x, sigmas_geometric(200, 0.002, 10.0), y=torch.as_tensor(y).expand(n, 1, 4, 4),
-        factor=2, gamma=0.1, generator=torch.Generator().manual_seed(3),
+        d,
+        x,
+        sigmas_geometric(200, 0.002, 10.0),
+        y=torch.as_tensor(y).expand(n, 1, 4, 4),
+        factor=2,
+        gamma=0.1,
+        generator=torch.Generator().manual_seed(3),
     )
     err = (block_mean(out, 2) - torch.as_tensor(y)).abs().max()
     assert float(err) < 1e-5
     m_post, p_post = gaussian_posterior(mean, cov, c, y.ravel())
     # the constrained directions have zero posterior variance; test the others
     a = out.reshape(n, -1).numpy()
-    np.testing.assert_array_less(np.abs(a.mean(0) - m_post), 5 * np.sqrt(np.diag(p_post) / n) + 1e-6)
+    np.testing.assert_array_less(
+        np.abs(a.mean(0) - m_post), 5 * np.sqrt(np.diag(p_post) / n) + 1e-6
+    )
     v = np.diag(p_post)
     np.testing.assert_array_less(np.abs(a.var(0, ddof=1) - v), 5 * v * np.sqrt(2 / (n - 1)) + 1e-6)
 
@@ -149,8 +156,15 @@ def test_conditional_constraint_holds_for_a_correlated_prior(rng):
     y = torch.as_tensor(rng.normal(0, 1, (3, 1, 2, 2)))
     y[0, 0, 0, 0] = float("nan")  # an unconstrained cell
     x = _draw(rng, mean, cov, n=3, sigma=2.0)
-    out = sample_conditional(GaussianDenoiser(mean, cov), x, sigmas_geometric(30, 0.002, 2.0),
-                             y=y, factor=4, gamma=0.3, generator=torch.Generator().manual_seed(0))
+    out = sample_conditional(
+        GaussianDenoiser(mean, cov),
+        x,
+        sigmas_geometric(30, 0.002, 2.0),
+        y=y,
+        factor=4,
+        gamma=0.3,
+        generator=torch.Generator().manual_seed(0),
+    )
     err = (block_mean(out, 4) - y)[torch.isfinite(y)].abs().max()
     assert float(err) < 1e-5
     assert torch.isfinite(out).all()
@@ -179,7 +193,9 @@ def test_bad_arguments():
         sample_heun(d, x, [0.1, 1.0, 0.0])
     with pytest.raises(ValueError, match="got 3 generators for a batch of 2"):
         randn(x, [torch.Generator()] * 3)
-    with pytest.raises(ValueError, match="factor must be a positive integer dividing the field size 4 x 4"):
+    with pytest.raises(
+        ValueError, match="factor must be a positive integer dividing the field size 4 x 4"
+    ):
         sample_conditional(d, x, [1.0, 0.0], y=torch.zeros(2, 1, 1, 1), factor=3)
     with pytest.raises(ValueError, match=r"y must have shape \(2, 1, 2, 2\)"):
         sample_conditional(d, x, [1.0, 0.0], y=torch.zeros(2, 1, 4, 4), factor=2)
@@ -214,7 +230,10 @@ def test_conserve_block_means_exact_and_safe():
     # smoothing: the correction no longer jumps at block edges
     big = torch.rand(2, 1, 64, 64, generator=g) + 0.5
     yb = block_mean(torch.rand(2, 1, 64, 64, generator=g) + 0.5, 8) * 1.5
-    edge = lambda f: float((f[..., 8:56:8] - f[..., 7:55:8]).abs().mean())  # across block edges
+
+    def edge(f):  # the jump across block edges
+        return float((f[..., 8:56:8] - f[..., 7:55:8]).abs().mean())
+
     for mode in ("additive", "multiplicative"):
         rough = conserve(big, yb, 8, mode, smooth=0) / (big if mode == "multiplicative" else 1)
         fine = conserve(big, yb, 8, mode) / (big if mode == "multiplicative" else 1)

@@ -46,12 +46,15 @@ def test_wasserstein_of_a_shift_is_the_shift(a, c):
 
 
 @settings(max_examples=50, deadline=None)
-@given(arrays(np.float64, st.integers(1, 20), elements=finite),
-       arrays(np.float64, st.integers(1, 20), elements=finite))
+@given(
+    arrays(np.float64, st.integers(1, 20), elements=finite),
+    arrays(np.float64, st.integers(1, 20), elements=finite),
+)
 def test_wasserstein_symmetric_and_zero_on_self(a, b):
     assert np_metrics.wasserstein(a, a) == 0.0
-    np.testing.assert_allclose(np_metrics.wasserstein(a, b), np_metrics.wasserstein(b, a),
-                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        np_metrics.wasserstein(a, b), np_metrics.wasserstein(b, a), rtol=1e-12, atol=1e-9
+    )
 
 
 # ----------------------------------------------------------------------------- KDE / KLD
@@ -137,8 +140,9 @@ def test_crps_matches_brute_force(rng, fair):
 
 def _crps_gaussian(mu: float, sigma: float, y: float) -> float:
     z = (y - mu) / sigma
-    return sigma * (z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z)
-                    - 1 / np.sqrt(np.pi))
+    return sigma * (
+        z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z) - 1 / np.sqrt(np.pi)
+    )
 
 
 def test_crps_large_ensemble_is_the_gaussian_crps(rng):
@@ -172,8 +176,9 @@ def test_crps_perfect_ensemble_is_zero_and_errors():
 def test_melr_of_a_scaled_spectrum_is_the_log_factor(rng):
     e_ref = rng.uniform(0.1, 10, size=(2, 20))
     for weighted in (False, True):
-        np.testing.assert_allclose(np_metrics.melr(3.0 * e_ref, e_ref, weighted=weighted),
-                                   np.log(3.0))
+        np.testing.assert_allclose(
+            np_metrics.melr(3.0 * e_ref, e_ref, weighted=weighted), np.log(3.0)
+        )
         assert np.all(np_metrics.melr(e_ref, e_ref, weighted=weighted) == 0.0)
 
 
@@ -242,8 +247,12 @@ def test_mmd_gaussians_match_closed_form(rng):
     d, n, s, sigma, reps = 2, 800, 1.0, 1.5, 8
     mu = np.array([0.8, 0.0])
     got = [
-        np_metrics.mmd(rng.normal(size=(n, d)) * s + mu, rng.normal(size=(n, d)) * s,
-                       bandwidth=sigma, squared=True)
+        np_metrics.mmd(
+            rng.normal(size=(n, d)) * s + mu,
+            rng.normal(size=(n, d)) * s,
+            bandwidth=sigma,
+            squared=True,
+        )
         for _ in range(reps)
     ]
     a = (sigma**2 / (sigma**2 + 2 * s**2)) ** (d / 2)

@@ -18,19 +18,33 @@ G0 = np.array([0])
 def _run(ref, hist, sim, kind, n=50, interp="nearest", extrapolation="constant", **kw):
     lab = lambda x: np.zeros(x.shape[-1], int)  # noqa: E731
     af, _, _ = np_qdm.fit(
-        ref, hist, ref_labels=lab(ref), hist_labels=lab(hist), groups=G0, n_quantiles=n,
-        kind=kind, **kw,
+        ref,
+        hist,
+        ref_labels=lab(ref),
+        hist_labels=lab(hist),
+        groups=G0,
+        n_quantiles=n,
+        kind=kind,
+        **kw,
     )
     return np_qdm.adjust(
-        sim, af, sim_labels=lab(sim), groups=G0, kind=kind, interp=interp,
-        extrapolation=extrapolation, **kw,
+        sim,
+        af,
+        sim_labels=lab(sim),
+        groups=G0,
+        kind=kind,
+        interp=interp,
+        extrapolation=extrapolation,
+        **kw,
     )
 
 
 def test_nodes_match_xsdba_equally_spaced_nodes():
     xu = pytest.importorskip("xsdba.utils")
     for n in (1, 7, 50, 500):
-        np.testing.assert_allclose(np_qdm.equally_spaced_nodes(n), xu.equally_spaced_nodes(n), rtol=1e-15)
+        np.testing.assert_allclose(
+            np_qdm.equally_spaced_nodes(n), xu.equally_spaced_nodes(n), rtol=1e-15
+        )
 
 
 def test_quantiles_sorted_is_numpy_type7_with_nan(rng):
@@ -74,7 +88,7 @@ def test_rank_pct_all_nan_row_no_warning():
 
 def test_group_members_window_pads_with_minus_one():
     labels = np.array([1, 2, 3, 1, 2, 3])
-    (idx, centres), = np_qdm.group_members(labels, np.array([1]), window=3)
+    ((idx, centres),) = np_qdm.group_members(labels, np.array([1]), window=3)
     assert idx.tolist() == [-1, 0, 1, 2, 3, 4]
     assert idx[centres].tolist() == [0, 3]
 
@@ -114,7 +128,10 @@ def test_nearest_ties_go_to_lower_node():
     # tau = 0.5 lies exactly between nodes 0.25 and 0.75 (n = 2), as scipy interp1d("nearest")
     af = np.array([[[10.0, 20.0]]])
     out = np_qdm.adjust(
-        np.array([[0.0, 1.0, 2.0]]), af, sim_labels=np.zeros(3, int), groups=G0,
+        np.array([[0.0, 1.0, 2.0]]),
+        af,
+        sim_labels=np.zeros(3, int),
+        groups=G0,
         kind="additive",
     )
     assert out.tolist() == [[10.0, 11.0, 22.0]]
@@ -126,7 +143,12 @@ def test_extrapolation_nan_and_constant():
     lab = np.zeros(11, int)
     const = np_qdm.adjust(sim, af, sim_labels=lab, groups=G0, kind="additive", interp="linear")
     nan = np_qdm.adjust(
-        sim, af, sim_labels=lab, groups=G0, kind="additive", interp="linear",
+        sim,
+        af,
+        sim_labels=lab,
+        groups=G0,
+        kind="additive",
+        interp="linear",
         extrapolation="nan",
     )
     assert const[0, 0] == 1.0 and const[0, -1] == 14.0
@@ -186,8 +208,14 @@ def test_doy_window_ranks_centres_within_window():
     hist = rng.normal(size=(1, n_t))
     groups = np.arange(1, 366)
     af, _, _ = np_qdm.fit(
-        hist + 1.0, hist, ref_labels=labels, hist_labels=labels, groups=groups,
-        n_quantiles=20, kind="additive", window=31,
+        hist + 1.0,
+        hist,
+        ref_labels=labels,
+        hist_labels=labels,
+        groups=groups,
+        n_quantiles=20,
+        kind="additive",
+        window=31,
     )
     np.testing.assert_allclose(af, 1.0, rtol=1e-12)
     out = np_qdm.adjust(hist, af, sim_labels=labels, groups=groups, kind="additive", window=31)
@@ -262,8 +290,12 @@ def test_identity_when_ref_hist_sim_equal(n, nq, kind, interp, seed):
 
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(
-    n=sizes, kind=kinds, interp=interps, seed=st.integers(0, 2**16),
-    shift=st.floats(0.0, 5.0), scale=st.floats(1.0, 3.0),
+    n=sizes,
+    kind=kinds,
+    interp=interps,
+    seed=st.integers(0, 2**16),
+    shift=st.floats(0.0, 5.0),
+    scale=st.floats(1.0, 3.0),
 )
 def test_monotone_in_sim(n, kind, interp, seed, shift, scale):
     """Raising sim (keeping its order) never lowers the adjusted values, and sim = hist keeps
@@ -279,8 +311,11 @@ def test_monotone_in_sim(n, kind, interp, seed, shift, scale):
 
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(
-    kind=kinds, seed=st.integers(0, 2**16), mu=st.floats(-1.0, 1.0),
-    s_ref=st.floats(1.0, 2.0), s_sim=st.floats(0.5, 2.0),
+    kind=kinds,
+    seed=st.integers(0, 2**16),
+    mu=st.floats(-1.0, 1.0),
+    s_ref=st.floats(1.0, 2.0),
+    s_sim=st.floats(0.5, 2.0),
 )
 def test_quantile_changes_preserved(kind, seed, mu, s_ref, s_sim):
     """Additive: Q_out - Q_ref = Q_sim - Q_hist at every probability; multiplicative: ratios.

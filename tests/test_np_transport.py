@@ -172,7 +172,11 @@ def test_memory_guard_raises_before_allocating(rng):
         nt.sinkhorn(big, big, 0.1, max_memory=40 * 2**20)
     n = int(__import__("re").search(r"n_samples=(\d+)", str(info.value)).group(1))
     assert 2 <= n < 3000
-    assert nt.dense_memory(n, n, 2, store_cost=False) <= 40 * 2**20 < nt.dense_memory(3000, 3000, 2, False)
+    assert (
+        nt.dense_memory(n, n, 2, store_cost=False)
+        <= 40 * 2**20
+        < nt.dense_memory(3000, 3000, 2, False)
+    )
 
 
 def test_standardization_modes_and_errors(rng):

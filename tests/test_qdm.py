@@ -33,16 +33,25 @@ def trio(rng):
 
 def _core(ref, hist, sim, kind="additive", n=50, group="time", interp="nearest", window=1):
     prop = group.partition(".")[2]
-    lab = (lambda d: np.zeros(d.sizes["time"], int)) if not prop else (
-        lambda d: getattr(d.time.dt, "month" if prop == "month" else prop).values
+    lab = (
+        (lambda d: np.zeros(d.sizes["time"], int))
+        if not prop
+        else (lambda d: getattr(d.time.dt, "month" if prop == "month" else prop).values)
     )
     groups = np.arange(1, 13) if prop == "month" else np.array([0])
     af, _, _ = np_qdm.fit(
-        ref.values, hist.values, ref_labels=lab(ref), hist_labels=lab(hist), groups=groups,
-        n_quantiles=n, kind=kind, window=window,
+        ref.values,
+        hist.values,
+        ref_labels=lab(ref),
+        hist_labels=lab(hist),
+        groups=groups,
+        n_quantiles=n,
+        kind=kind,
+        window=window,
     )
-    return np_qdm.adjust(sim.values, af, sim_labels=lab(sim), groups=groups, kind=kind,
-                         interp=interp, window=window)
+    return np_qdm.adjust(
+        sim.values, af, sim_labels=lab(sim), groups=groups, kind=kind, interp=interp, window=window
+    )
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -65,8 +74,9 @@ def test_accessor_matches_function_and_keeps_attrs(trio):
     ref, hist, sim = trio
     sim = sim.assign_attrs(long_name="max temperature", history="made by hand")
     out = sim.downscale.qdm(ref, hist, kind="additive", n_quantiles=20, group="time.month")
-    np.testing.assert_array_equal(out.values, qdm(sim, ref, hist, n_quantiles=20,
-                                                  group="time.month").values)
+    np.testing.assert_array_equal(
+        out.values, qdm(sim, ref, hist, n_quantiles=20, group="time.month").values
+    )
     assert out.attrs["long_name"] == "max temperature" and out.attrs["units"] == "K"
     first, second = out.attrs["history"].split("\n")
     assert "xdownscale" in first and "quantile delta mapping" in first
@@ -122,8 +132,9 @@ def test_units_flux_rate_and_temperature(rng):
     out = qdm(sim, ref, flux, kind="multiplicative")
     assert out.attrs["units"] == "mm/day"
     conv = lambda d, f, u: d.copy(data=d.values * f).assign_attrs(units=u)  # noqa: E731
-    want = qdm(conv(sim, 86400.0, "mm/day"), ref, conv(flux, 86400.0, "mm/day"),
-               kind="multiplicative")
+    want = qdm(
+        conv(sim, 86400.0, "mm/day"), ref, conv(flux, 86400.0, "mm/day"), kind="multiplicative"
+    )
     np.testing.assert_allclose(out.values, want.values, rtol=1e-9)
     per_s = qdm(sim, ref, flux, kind="multiplicative", units="mm s-1")
     np.testing.assert_allclose(per_s.values * 86400.0, out.values, rtol=1e-9)
@@ -163,8 +174,14 @@ def test_multiplicative_dry_days(rng):
         warnings.simplefilter("error")
         plain = qdm(sim, ref, hist, kind="multiplicative", group="time.month")
         a = qdm(sim, ref, hist, kind="multiplicative", dry_threshold="0.1 mm/day", seed=7)
-        b = qdm(sim.chunk(x=1), ref.chunk(x=3), hist.chunk(x=2), kind="multiplicative",
-                dry_threshold=0.1, seed=7)
+        b = qdm(
+            sim.chunk(x=1),
+            ref.chunk(x=3),
+            hist.chunk(x=2),
+            kind="multiplicative",
+            dry_threshold=0.1,
+            seed=7,
+        )
         c = qdm(sim, ref, hist, kind="multiplicative", dry_threshold=0.1, seed=8)
     assert np.isfinite(plain).all() and np.isfinite(a).all()
     np.testing.assert_array_equal(a.values, b.values)  # seeded, chunking-independent
@@ -184,13 +201,16 @@ def test_dry_threshold_in_flux_units(rng):
 def test_save_load_netcdf_roundtrip(trio, tmp_path, engine):
     pytest.importorskip({"netcdf4": "netCDF4", "h5netcdf": "h5py", "scipy": "scipy"}[engine])
     ref, hist, sim = trio
-    m = QuantileDeltaMapping(kind="additive", n_quantiles=30, group="time.month").fit(ref.chunk(x=1), hist)
+    m = QuantileDeltaMapping(kind="additive", n_quantiles=30, group="time.month").fit(
+        ref.chunk(x=1), hist
+    )
     path = tmp_path / "qdm.nc"
     m.save(path, engine=engine)
     m2 = QuantileDeltaMapping.open(path, engine=engine)
     assert (m2.kind, m2.group, m2.n_quantiles, m2.units) == ("additive", "time.month", 30, "K")
-    np.testing.assert_array_equal(m.apply(sim, interp="linear").values,
-                                  m2.apply(sim, interp="linear").values)
+    np.testing.assert_array_equal(
+        m.apply(sim, interp="linear").values, m2.apply(sim, interp="linear").values
+    )
     assert repr(m2).startswith("<QuantileDeltaMapping (fitted) kind='additive'")
     assert "<table>" in m2._repr_html_()
 
@@ -233,8 +253,11 @@ def test_fitted_state_contents(trio):
     jan = ref.time.dt.month == 1
     np.testing.assert_allclose(
         m.state_.ref_q.sel(group=1).isel(x=0),
-        np.quantile(ref.isel(x=0).where(jan, drop=True).values.astype(float),
-                    np_qdm.equally_spaced_nodes(10)), rtol=1e-6,
+        np.quantile(
+            ref.isel(x=0).where(jan, drop=True).values.astype(float),
+            np_qdm.equally_spaced_nodes(10),
+        ),
+        rtol=1e-6,
     )
 
 
@@ -245,7 +268,9 @@ def test_errors(trio):
     ref, hist, sim = trio
     with pytest.raises(TypeError, match=r"must be an xarray.DataArray, got ndarray"):
         qdm(sim.values, ref, hist)
-    with pytest.raises(ValueError, match=r"kind='\+' is not supported; use one of \['additive', 'multiplicative'\]"):
+    with pytest.raises(
+        ValueError, match=r"kind='\+' is not supported; use one of \['additive', 'multiplicative'\]"
+    ):
         qdm(sim, ref, hist, kind="+")
     with pytest.raises(ValueError, match=r"group='time.week' is not supported"):
         qdm(sim, ref, hist, group="time.week")
@@ -317,8 +342,9 @@ def test_error_not_a_state():
 
 
 def _open_sdba(name):
-    return xr.open_dataset(shared_file(f"sdba/{name}"),
-                           decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    return xr.open_dataset(
+        shared_file(f"sdba/{name}"), decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)
+    )
 
 
 @pytest.mark.slow
@@ -353,7 +379,10 @@ def test_parity_with_xsdba_on_real_data(obs_file, var, kind, group, interp):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qm = xsdba.QuantileDeltaMapping.train(
-            ref, convert_units(hist, units), nquantiles=50, kind={"additive": "+"}.get(kind, "*"),
+            ref,
+            convert_units(hist, units),
+            nquantiles=50,
+            kind={"additive": "+"}.get(kind, "*"),
             group=group,
         )
         with xsdba.set_options(extra_output=True):

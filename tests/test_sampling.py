@@ -28,14 +28,7 @@ from xdownscale.nn import (
 
 from .conftest import raise_if_dask_computes
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared, loaded box OpenMP spin-waiting makes tiny ops 1000x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +37,14 @@ def cm() -> DownscalingModel:
     torch.manual_seed(0)
     net = UNet(channels=(8, 16), attention=True)
     card = ModelCard(
-        name="tiny-cm", units="mm/h", transform="log", scale_min=0.0, scale_max=4.0,
-        factors=(4,), pixel_size=1.0, pixel_units="km",
+        name="tiny-cm",
+        units="mm/h",
+        transform="log",
+        scale_min=0.0,
+        scale_max=4.0,
+        factors=(4,),
+        pixel_size=1.0,
+        pixel_units="km",
     )
     return DownscalingModel(ConsistencyModel(net), card)
 
@@ -142,8 +141,13 @@ def test_streaming_statistics_match_the_full_ensemble(rng, cm):
     da = _coarse(rng, (3, 6, 5))
     da[1, 0, 0] = np.nan
     full = da.downscale.ensemble(9, cm, scale=0.6, device="cpu")
-    kw = dict(reduce=["mean", "std", "min", "max", "exceedance", "quantile"], threshold=[0.5, 2.0],
-              q=[0.1, 0.5, 0.9], scale=0.6, device="cpu")
+    kw = dict(
+        reduce=["mean", "std", "min", "max", "exceedance", "quantile"],
+        threshold=[0.5, 2.0],
+        q=[0.1, 0.5, 0.9],
+        scale=0.6,
+        device="cpu",
+    )
     with raise_if_dask_computes():
         lazy = da.chunk(time=2).downscale.ensemble(9, cm, batch_size=4, **kw)
     stats = lazy.compute()
@@ -158,7 +162,9 @@ def test_streaming_statistics_match_the_full_ensemble(rng, cm):
     exc = (full > 2.0).mean("realization").where(full.notnull().all("realization"))
     np.testing.assert_allclose(stats["exceedance"].sel(threshold=2.0), exc, atol=1e-7)
     qv = np.quantile(f.values, [0.1, 0.5, 0.9], axis=0)
-    np.testing.assert_allclose(stats["quantile"].transpose("q", ...).values, qv, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        stats["quantile"].transpose("q", ...).values, qv, rtol=1e-6, atol=1e-6
+    )
     assert np.isnan(stats["mean"].values[1, 0:4, 0:4]).all()
     assert stats["mean"].attrs["units"] == "mm/h"
     assert stats["exceedance"].attrs["units"] == "1"
@@ -169,7 +175,9 @@ def test_scale_auto_uses_the_models_spectrum(rng, cm):
     da = _coarse(rng, (2, 6, 5))
     k = np.linspace(0, 0.45, 10)
     psd = 1e-1 * np.maximum(k, 0.02) ** -1.0
-    card = ModelCard(**{**cm.card.to_dict(), "target_psd": psd.tolist(), "target_psd_wavenumber": k.tolist()})
+    card = ModelCard(
+        **{**cm.card.to_dict(), "target_psd": psd.tolist(), "target_psd_wavenumber": k.tolist()}
+    )
     model = DownscalingModel(cm.denoiser, card)
     fine = xdownscale.lowpass(xdownscale.upsample(da, 4), 0.125)
     target = xr.DataArray(psd, dims="wavenumber", coords={"wavenumber": k})
@@ -184,7 +192,11 @@ def test_scale_auto_uses_the_models_spectrum(rng, cm):
     assert choice.k_star > 0.125
     with pytest.warns(UserWarning, match="capped at k_max = 0.125"):
         capped = xdownscale.choose_scale(
-            card.forward_transform(fine), target, nan_policy="fill", match_below=0.25 / 4, k_max=0.125
+            card.forward_transform(fine),
+            target,
+            nan_policy="fill",
+            match_below=0.25 / 4,
+            k_max=0.125,
         )
     assert capped.k_star == 0.125
     expected = capped.sigma_star
@@ -201,12 +213,16 @@ def test_scale_auto_keeps_a_k_star_inside_the_coarse_resolution(rng, cm):
     da = _coarse(rng, (2, 6, 5))
     k = np.linspace(0, 0.45, 10)
     psd = 1e-1 * np.maximum(k, 0.02) ** -0.3  # shallow: the source loses half its power early
-    card = ModelCard(**{**cm.card.to_dict(), "target_psd": psd.tolist(), "target_psd_wavenumber": k.tolist()})
+    card = ModelCard(
+        **{**cm.card.to_dict(), "target_psd": psd.tolist(), "target_psd_wavenumber": k.tolist()}
+    )
     model = DownscalingModel(cm.denoiser, card)
     fine = xdownscale.lowpass(xdownscale.upsample(da, 4), 0.125)
     target = xr.DataArray(psd, dims="wavenumber", coords={"wavenumber": k})
     with pytest.warns(UserWarning, match="half-power point"):
-        choice = xdownscale.choose_scale(card.forward_transform(fine), target, nan_policy="fill", match_below=0.25 / 4)
+        choice = xdownscale.choose_scale(
+            card.forward_transform(fine), target, nan_policy="fill", match_below=0.25 / 4
+        )
     assert choice.k_star <= 0.125
     out = da.downscale.sample(model, device="cpu")
     assert f"sigma* = {choice.sigma_star:.4g}" in out.attrs["history"]
@@ -257,7 +273,10 @@ def test_model_is_never_put_into_the_graph(rng, cm):
 
 
 def test_unknown_token_in_a_fresh_process_is_a_clear_error():
-    with pytest.raises(LookupError, match="is not loaded in this process: it was built in memory.*create the Client first"):
+    with pytest.raises(
+        LookupError,
+        match=r"is not loaded in this process: it was built in memory.*create the Client first",
+    ):
         get_model("mem-does-not-exist")
 
 
@@ -280,7 +299,10 @@ def test_import_does_not_import_torch():
 
 def test_model_resolution_errors(rng):
     da = _coarse(rng, (6, 5))
-    with pytest.raises(ValueError, match=r"unknown model 'radar-16x'; registered models: kolmogorov-8x, radar-8x, radar-8x-cm"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model 'radar-16x'; registered models: kolmogorov-8x, radar-8x, radar-8x-cm",
+    ):
         da.downscale.sample("radar-16x")
     with pytest.raises(ValueError, match=r"unknown model '/tmp/w.safetensors'.*no file exists"):
         da.downscale.sample(Path("/tmp/w.safetensors"))
@@ -294,16 +316,25 @@ def test_model_resolution_errors(rng):
 
 def test_input_errors(rng, cm, white, monkeypatch):
     da = _coarse(rng, (2, 6, 5))
-    with pytest.raises(ValueError, match=r"factor=2 does not match model 'tiny-cm', which supports factors \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"factor=2 does not match model 'tiny-cm', which supports factors \(4,\)"
+    ):
         da.downscale.sample(cm, factor=2, scale=0.5, device="cpu")
     bad = da.assign_coords(x=da.x * 2, y=da.y * 2)
-    with pytest.raises(ValueError, match="gives 2, but model 'tiny-cm' works at 1 km; pass factor=8"):
+    with pytest.raises(
+        ValueError, match="gives 2, but model 'tiny-cm' works at 1 km; pass factor=8"
+    ):
         bad.downscale.sample(cm, factor=4, scale=0.5, device="cpu")
     with pytest.raises(ValueError, match="could not find the spatial dims"):
         xr.DataArray(np.zeros((2, 3, 3)), dims=("a", "b", "c")).downscale.sample(cm, factor=4)
-    with pytest.raises(ValueError, match="da has units 'K' but model 'tiny-cm' expects 'mm/h' \\(not convertible"):
+    with pytest.raises(
+        ValueError, match="da has units 'K' but model 'tiny-cm' expects 'mm/h' \\(not convertible"
+    ):
         da.assign_attrs(units="K").downscale.sample(cm, scale=0.5, device="cpu")
-    with pytest.raises(ValueError, match=r"da has no 'units' attribute, but model 'tiny-cm' expects 'mm/h'; .*da.attrs\['units'\] = 'mm/h'"):
+    with pytest.raises(
+        ValueError,
+        match=r"da has no 'units' attribute, but model 'tiny-cm' expects 'mm/h'; .*da.attrs\['units'\] = 'mm/h'",
+    ):
         da.drop_attrs().downscale.sample(cm, scale=0.5, device="cpu")
     # compatible units are converted to the model's and back: the result is in the input's
     ok = da.assign_attrs(units="mm h-1").downscale.sample(cm, scale=0.5, device="cpu", seed=1)
@@ -324,7 +355,10 @@ def test_input_errors(rng, cm, white, monkeypatch):
 def test_option_errors(rng, cm, white):
     da = _coarse(rng, (2, 6, 5))
     da_k = _coarse(rng, (2, 4, 4), units="K")
-    with pytest.raises(ValueError, match="sampler='heun' needs an EDM denoiser, but model 'tiny-cm' is parameterised as 'consistency'"):
+    with pytest.raises(
+        ValueError,
+        match="sampler='heun' needs an EDM denoiser, but model 'tiny-cm' is parameterised as 'consistency'",
+    ):
         da.downscale.sample(cm, scale=0.5, sampler="heun")
     with pytest.raises(ValueError, match="sampler='consistency' needs a consistency model"):
         da_k.downscale.sample(white, scale=0.5, sampler="consistency")
@@ -332,13 +366,17 @@ def test_option_errors(rng, cm, white):
         da.downscale.sample(cm, scale=0.5, sampler="ddim")
     with pytest.raises(ValueError, match=r"sigma\* = 100 is outside model 'tiny-cm'"):
         da.downscale.sample(cm, scale=100.0)
-    with pytest.raises(ValueError, match="scale='auto' needs the target spectrum stored with the model"):
+    with pytest.raises(
+        ValueError, match="scale='auto' needs the target spectrum stored with the model"
+    ):
         da.downscale.sample(cm)
     with pytest.raises(ValueError, match="scale='big' is not understood"):
         da.downscale.sample(cm, scale="big")
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         da.downscale.sample(cm, scale=0.5, batch_size=0)
-    with pytest.raises(ValueError, match=r"sampler='conditional' enforces C'x = y'.*needs the coarse field"):
+    with pytest.raises(
+        ValueError, match=r"sampler='conditional' enforces C'x = y'.*needs the coarse field"
+    ):
         da_k.downscale.sample(white, factor=1, scale=0.5, sampler="conditional")
     with pytest.raises(ValueError, match="n must be an integer >= 1, got 0"):
         da.downscale.ensemble(0, cm, scale=0.5)
@@ -348,7 +386,9 @@ def test_option_errors(rng, cm, white):
         da.downscale.ensemble(3, cm, scale=0.5, reduce="exceedance")
     with pytest.raises(ValueError, match=r"q must be probabilities in \[0, 1\], got 1.5"):
         da.downscale.ensemble(3, cm, scale=0.5, reduce="quantile", q=1.5)
-    with pytest.raises(ValueError, match=r"card.sigma_data=1.0 contradicts the denoiser's sigma_data=0.5"):
+    with pytest.raises(
+        ValueError, match=r"card.sigma_data=1.0 contradicts the denoiser's sigma_data=0.5"
+    ):
         DownscalingModel(cm.denoiser, {"sigma_data": 1.0})
     with pytest.raises(ValueError, match="transform='sqrt' is not supported"):
         ModelCard(transform="sqrt")
@@ -396,7 +436,9 @@ def test_conserve_option_errors(rng, cm, white):
     with pytest.raises(ValueError, match=r"conserve='mass' is not supported; use one of"):
         da.downscale.sample(white, scale=1.0, conserve="mass", device="cpu")
     fine = xr.DataArray(np.ones((2, 16, 16)), dims=("time", "y", "x"), attrs={"units": "K"})
-    with pytest.raises(ValueError, match="conserve='additive' keeps the block means .* factor > 1"):
+    with pytest.raises(
+        ValueError, match=r"conserve='additive' keeps the block means .* factor > 1"
+    ):
         fine.downscale.sample(white, factor=1, scale=1.0, conserve="additive", device="cpu")
     out = fine.downscale.sample(white, factor=1, scale=1.0, device="cpu")  # auto: nothing to keep
     assert "conservation" not in out.attrs["history"]

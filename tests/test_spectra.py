@@ -14,9 +14,12 @@ from .conftest import raise_if_dask_computes
 
 def noise(rng, shape=(20, 32, 48), s=1.0, spacing=2.0):
     ny, nx = shape[-2:]
-    return xr.DataArray(rng.normal(0, s, shape), dims=("time", "y", "x"),
-                        coords={"y": np.arange(ny) * spacing, "x": np.arange(nx) * spacing},
-                        attrs={"units": "K"})
+    return xr.DataArray(
+        rng.normal(0, s, shape),
+        dims=("time", "y", "x"),
+        coords={"y": np.arange(ny) * spacing, "x": np.arange(nx) * spacing},
+        attrs={"units": "K"},
+    )
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -40,7 +43,9 @@ def test_psd_eager_equals_dask(rng):
     assert a.dims == ("time", "wavenumber")
 
 
-@pytest.mark.parametrize("shape,kx,ky", [((64, 64), 5, 0), ((48, 80), 10, 0), ((96, 60), 0, 12), ((60, 60), 6, 8)])
+@pytest.mark.parametrize(
+    "shape,kx,ky", [((64, 64), 5, 0), ((48, 80), 10, 0), ((96, 60), 0, 12), ((60, 60), 6, 8)]
+)
 def test_sinusoid_peaks_at_its_wavenumber(shape, kx, ky):
     ny, nx = shape
     yy, xx = np.mgrid[:ny, :nx]
@@ -54,7 +59,9 @@ def test_sinusoid_peaks_at_its_wavenumber(shape, kx, ky):
 def test_parseval(rng):
     da = noise(rng, (2, 30, 44))
     p = xd.psd(da, dim=[], truncate=False)
-    np.testing.assert_allclose((p * p.n_modes).sum("wavenumber"), 30 * 44 * (da**2).mean(("y", "x")))
+    np.testing.assert_allclose(
+        (p * p.n_modes).sum("wavenumber"), 30 * 44 * (da**2).mean(("y", "x"))
+    )
 
 
 def test_equals_xrft_up_to_documented_factor(rng):
@@ -93,9 +100,14 @@ def test_psd_nan_policy(rng):
 
 def test_psd_errors(rng):
     da = noise(rng, (2, 16, 16))
-    with pytest.raises(ValueError, match=r"dim 'x' of da has 2 chunks; the FFT needs whole fields — call da.chunk\(x=-1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dim 'x' of da has 2 chunks; the FFT needs whole fields — call da.chunk\(x=-1\)",
+    ):
         xd.psd(da.chunk(x=8))
-    with pytest.raises(ValueError, match=r"taper='hamming' is not supported; use one of \[None, 'hann'\]"):
+    with pytest.raises(
+        ValueError, match=r"taper='hamming' is not supported; use one of \[None, 'hann'\]"
+    ):
         xd.psd(da, taper="hamming")
     with pytest.raises(ValueError, match=r"detrend='quadratic' is not supported"):
         xd.psd(da, detrend="quadratic")
@@ -116,6 +128,7 @@ def test_psd_errors(rng):
 
 
 # --- choose_scale ------------------------------------------------------------------------
+
 
 def analytic_crossing(a_src, s_src, a_tgt, s_tgt):
     # a_s^2 k^s_s = a_t^2 k^s_t
@@ -155,7 +168,9 @@ def test_choose_scale_with_factor_and_spectrum_target():
 def test_choose_scale_never_crosses_warns():
     tgt = power_law_field((4, 64, 64), slope=-2.0, seed=0)
     above = power_law_field((4, 64, 64), slope=-2.0, amplitude=3.0, seed=1)
-    with pytest.warns(UserWarning, match="spectra never cross: the source has at least the target's power"):
+    with pytest.warns(
+        UserWarning, match="spectra never cross: the source has at least the target's power"
+    ):
         c = xd.choose_scale(above, tgt)
     assert not c.crossed and c.k_star == pytest.approx(31 / 64)
     below = power_law_field((4, 64, 64), slope=-2.0, amplitude=0.2, seed=1)
@@ -218,8 +233,12 @@ def test_choose_scale_k_max_caps_k_star_and_takes_sigma_there():
     assert capped.crossed and capped.k_star == 0.1 and "capped at k_max = 0.1" in capped.note
     p_tgt = xd.psd(tgt)
     k, p = p_tgt.wavenumber.values[1:], p_tgt.values[1:]
-    assert capped.sigma_star**2 == pytest.approx(np.exp(np.interp(np.log(0.1), np.log(k), np.log(p))), rel=1e-9)
-    assert capped.sigma_star > free.sigma_star  # more noise: the scales down to 10 cells are redrawn
+    assert capped.sigma_star**2 == pytest.approx(
+        np.exp(np.interp(np.log(0.1), np.log(k), np.log(p))), rel=1e-9
+    )
+    assert (
+        capped.sigma_star > free.sigma_star
+    )  # more noise: the scales down to 10 cells are redrawn
     # a k* already inside k_max is left alone
     assert xd.choose_scale(src, tgt, k_max=0.4).k_star == free.k_star
 
@@ -227,10 +246,15 @@ def test_choose_scale_k_max_caps_k_star_and_takes_sigma_there():
 def test_choose_scale_errors():
     tgt = power_law_field((2, 64, 64), slope=-2.0, seed=0)
     src = power_law_field((2, 16, 16), slope=-2.0, seed=0, spacing=4.0)
-    with pytest.raises(ValueError, match=r"src has \(16, 16\) cells but target has \(64, 64\).*pass factor=4"):
+    with pytest.raises(
+        ValueError, match=r"src has \(16, 16\) cells but target has \(64, 64\).*pass factor=4"
+    ):
         xd.choose_scale(src, tgt)
     coarse4 = xd.coarsen(tgt, 4).isel(y=slice(0, 16), x=slice(0, 16))  # spacing 4
-    with pytest.raises(ValueError, match=r"grid spacing of src after upsampling is 2 but target's is 1; check factor=2 \(it should be about 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"grid spacing of src after upsampling is 2 but target's is 1; check factor=2 \(it should be about 4\)",
+    ):
         xd.choose_scale(coarse4, tgt.isel(y=slice(0, 32), x=slice(0, 32)), factor=2)
     with pytest.raises(ValueError, match=r"tolerance must be in \[0, 1\)"):
         xd.choose_scale(tgt, tgt, tolerance=1.0)
@@ -242,7 +266,10 @@ def test_choose_scale_errors():
         xd.choose_scale(tgt, tgt, smooth=0)
     with pytest.raises(ValueError, match="looks like a spectrum"):
         xd.choose_scale(tgt, xd.psd(tgt, dim=[]))
-    with pytest.raises(ValueError, match=r"src and target have no power at any wavenumber k > 0: the fields are constant \(for precipitation: all dry\).*scale=<sigma\*>"):
+    with pytest.raises(
+        ValueError,
+        match=r"src and target have no power at any wavenumber k > 0: the fields are constant \(for precipitation: all dry\).*scale=<sigma\*>",
+    ):
         xd.choose_scale(tgt * 0, tgt * 0)
     with pytest.raises(ValueError, match=r"^src has no power at any wavenumber"):
         xd.choose_scale(tgt * 0, tgt)

@@ -10,12 +10,11 @@ import torch
 import xarray as xr
 
 import xdownscale.models as zoo
-from xdownscale.nn import training as trainer
 from xdownscale.cli import main as cli_main
+from xdownscale.nn import training as trainer
 from xdownscale.train import train
 
 TINY = dict(batch_size=4, crop=16, channels=(8,), progress=False, device="cpu", lr=2e-3)
-
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +24,7 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
 
 def with_zeros(rng, **kw) -> xr.DataArray:
     """:func:`fields` with dry cells (0), like precipitation: the log transform's floor."""
@@ -39,7 +39,9 @@ def fields(rng, n=6, size=24, nan_block=False) -> xr.DataArray:
         a[:, :4, :] = np.nan  # e.g. outside radar coverage
     c = (np.arange(size) + 0.5) * 1000.0
     return xr.DataArray(
-        a, dims=("time", "y", "x"), name="pr",
+        a,
+        dims=("time", "y", "x"),
+        name="pr",
         coords={"y": ("y", c, {"units": "m"}), "x": ("x", c, {"units": "m"})},
         attrs={"units": "mm h-1", "standard_name": "lwe_precipitation_rate"},
     )
@@ -49,8 +51,17 @@ def fields(rng, n=6, size=24, nan_block=False) -> xr.DataArray:
 def test_tiny_training_lowers_the_loss_and_loads_through_the_registry(rng, tmp_path):
     out = tmp_path / "mine.pt"
     da = fields(rng, nan_block=True)
-    m = train(da, output=out, iterations=60, transform="log", factors=(4,),
-              name="mine", card={"version": "2", "description": "test"}, seed=1, **TINY)
+    m = train(
+        da,
+        output=out,
+        iterations=60,
+        transform="log",
+        factors=(4,),
+        name="mine",
+        card={"version": "2", "description": "test"},
+        seed=1,
+        **TINY,
+    )
     tr = m.card.training
     assert tr["final_loss"] < 0.8 * tr["initial_loss"], tr
     loaded = zoo.load(out)
@@ -71,7 +82,14 @@ def test_tiny_training_lowers_the_loss_and_loads_through_the_registry(rng, tmp_p
 @pytest.mark.training
 def test_consistency_training_runs_and_loads(rng, tmp_path):
     out = tmp_path / "ct.pt"
-    m = train(fields(rng), parameterisation="consistency", output=out, iterations=8, sigma_max=10.0, **TINY)
+    m = train(
+        fields(rng),
+        parameterisation="consistency",
+        output=out,
+        iterations=8,
+        sigma_max=10.0,
+        **TINY,
+    )
     assert m.card.parameterisation == "consistency"
     assert math.isfinite(m.card.training["final_loss"])
     loaded = zoo.load(out)
@@ -89,7 +107,9 @@ def test_resume_gives_the_same_weights_as_one_run(rng, tmp_path):
     train(da, iterations=3, checkpoint=ck, **TINY)
     two = train(da, iterations=6, checkpoint=ck, **TINY)
     assert two.card.training["steps"] == 6
-    for a, b in zip(one.denoiser.state_dict().values(), two.denoiser.state_dict().values(), strict=True):
+    for a, b in zip(
+        one.denoiser.state_dict().values(), two.denoiser.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"other options \(lr: 0.002 -> 0.001\)"):
         train(da, iterations=7, checkpoint=ck, **{**TINY, "lr": 1e-3})
@@ -137,7 +157,9 @@ def test_crop_sampler_masks_nan_and_flips():
 
 def test_crop_sampler_without_flips_keeps_orientation():
     f = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
-    x, _ = trainer.CropSampler([f], crop=8, min_valid=0.9, flips=False)(12, torch.Generator().manual_seed(0))
+    x, _ = trainer.CropSampler([f], crop=8, min_valid=0.9, flips=False)(
+        12, torch.Generator().manual_seed(0)
+    )
     for crop in x[:, 0].numpy():
         assert any(np.array_equal(crop, g) for g in f)
 
@@ -148,7 +170,9 @@ def test_periodic_option_reaches_the_network_and_the_card(rng):
     cfg = m.card.network["config"]
     assert cfg["periodic_x"] is True and cfg["periodic_y"] is True and m.card.periodic_x
     assert "flips" not in m.card.training["augmentation"]
-    with pytest.raises(ValueError, match=r"periodic='xy' is not understood; use 'auto' or \(bool, bool\)"):
+    with pytest.raises(
+        ValueError, match=r"periodic='xy' is not understood; use 'auto' or \(bool, bool\)"
+    ):
         train(fields(rng), iterations=1, periodic="xy", **TINY)
 
 
@@ -164,7 +188,10 @@ def test_masked_loss_ignores_nan_cells():
         out[..., 2:, :] = 100.0  # wrong only in the masked cells
         return out
 
-    assert float(trainer.edm_loss(perfect_on_top, x, mask, torch.Generator().manual_seed(0), cfg)) == 0.0
+    assert (
+        float(trainer.edm_loss(perfect_on_top, x, mask, torch.Generator().manual_seed(0), cfg))
+        == 0.0
+    )
 
 
 def test_ict_schedule_matches_the_paper():
@@ -172,7 +199,13 @@ def test_ict_schedule_matches_the_paper():
     total = 8 * 1000
     kp = math.floor(total / (math.log2(1280 / 10) + 1))
     assert kp == 1000
-    assert [trainer.ict_discretisation(k, total) for k in (0, 999, 1000, 6999, 7999)] == [11, 11, 21, 641, 1281]
+    assert [trainer.ict_discretisation(k, total) for k in (0, 999, 1000, 6999, 7999)] == [
+        11,
+        11,
+        21,
+        641,
+        1281,
+    ]
     sig = trainer.karras(1281, 0.002, 80.0)
     p = trainer.ict_index_probabilities(sig, -1.1, 2.0)
     # the discretised log-normal puts its mode near exp(P_mean) and integrates to one
@@ -189,7 +222,9 @@ def test_pseudo_huber_loss_value():
     loss = trainer.ict_loss(lambda xn, s: xn, x, mask, gen, cfg, step=0)
     gen = torch.Generator().manual_seed(0)
     sig = trainer.karras(11, 0.002, 80.0)
-    i = torch.multinomial(trainer.ict_index_probabilities(sig, cfg.p_mean, cfg.p_std), 1, True, generator=gen)
+    i = torch.multinomial(
+        trainer.ict_index_probabilities(sig, cfg.p_mean, cfg.p_std), 1, True, generator=gen
+    )
     z = torch.randn(x.shape, generator=gen)
     ds = float(sig[i + 1] - sig[i])
     c = 0.00054 * 4
@@ -231,9 +266,35 @@ def test_cli_trains_and_writes_a_loadable_file(rng, tmp_path, capsys):
     nc = tmp_path / "hr.nc"
     fields(rng).to_dataset().to_netcdf(nc)
     out = tmp_path / "cli.pt"
-    assert cli_main(["train", str(nc), "--var", "pr", "--output", str(out), "--iterations", "3", "--batch-size", "2",
-                 "--crop", "16", "--channels", "8", "--transform", "log", "--device", "cpu",
-                 "--factors", "4", "--isel", "time=0:4"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                str(nc),
+                "--var",
+                "pr",
+                "--output",
+                str(out),
+                "--iterations",
+                "3",
+                "--batch-size",
+                "2",
+                "--crop",
+                "16",
+                "--channels",
+                "8",
+                "--transform",
+                "log",
+                "--device",
+                "cpu",
+                "--factors",
+                "4",
+                "--isel",
+                "time=0:4",
+            ]
+        )
+        == 0
+    )
     assert "sha256" in capsys.readouterr().out
     card = zoo.load(out).card
     assert card.factors == (4,) and card.transform == "log" and card.training["steps"] == 3
@@ -246,20 +307,34 @@ def test_init_fine_tunes_a_trained_model_in_its_own_space(rng, tmp_path):
     other = with_zeros(rng) * 0.5  # another region, mapped into the base model's space
     # one step at a negligible learning rate: the weights are the base model's
     same = train(other, init=base_file, iterations=1, seed=2, **{**TINY, "lr": 1e-12})
-    for a, b in zip(base.denoiser.state_dict().values(), same.denoiser.state_dict().values(), strict=True):
+    for a, b in zip(
+        base.denoiser.state_dict().values(), same.denoiser.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     for key in ("transform", "scale_min", "scale_max", "sigma_data", "sigma_min", "sigma_max"):
         assert getattr(same.card, key) == getattr(base.card, key), key
     assert same.card.extra["network"] == base.card.extra["network"]
     assert same.card.extra["output_range"] == [-1.0, 1.0]
-    assert same.card.training["init"] == {"name": "my-model", "sha256": base.card.sha256, "steps": 40}
-    tuned = train(other, init=base, iterations=5, seed=2, **TINY)  # a loaded model works as init too
-    assert tuned.card.training["steps"] == 5 and tuned.card.training["init"]["sha256"] == base.card.sha256
+    assert same.card.training["init"] == {
+        "name": "my-model",
+        "sha256": base.card.sha256,
+        "steps": 40,
+    }
+    tuned = train(
+        other, init=base, iterations=5, seed=2, **TINY
+    )  # a loaded model works as init too
+    assert (
+        tuned.card.training["steps"] == 5
+        and tuned.card.training["init"]["sha256"] == base.card.sha256
+    )
     # data the model cannot produce (beyond its clipped output range) are refused, not capped
     peak = float(base.card.inverse_transform(np.array([1.0]))[0])
     spiky = other.copy(deep=True)
     spiky[0, 5, 5] = 1000.0
-    with pytest.raises(ValueError, match=r"1 cells of the fine-tuning data \(values 1000 to 1000\) lie outside the range \[0, "):
+    with pytest.raises(
+        ValueError,
+        match=r"1 cells of the fine-tuning data \(values 1000 to 1000\) lie outside the range \[0, ",
+    ):
         train(spiky, init=base, iterations=1, **TINY)
     assert peak < 1000.0
 
@@ -267,7 +342,10 @@ def test_init_fine_tunes_a_trained_model_in_its_own_space(rng, tmp_path):
 def test_init_refuses_options_that_the_model_fixes(rng, tmp_path):
     base_file = tmp_path / "base.pt"
     train(fields(rng), output=base_file, iterations=1, **TINY)  # identity transform
-    with pytest.raises(ValueError, match=r"channels=\(16,\) conflicts with init='my-model'.*fixes channels = \(8,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"channels=\(16,\) conflicts with init='my-model'.*fixes channels = \(8,\)",
+    ):
         train(fields(rng), init=base_file, iterations=1, **{**TINY, "channels": (16,)})
     with pytest.raises(ValueError, match=r"transform='log' conflicts"):
         train(fields(rng), init=base_file, iterations=1, transform="log", **TINY)
@@ -292,8 +370,23 @@ def test_cli_fine_tunes_with_init(rng, tmp_path, capsys):
     nc = tmp_path / "hr.nc"
     fields(rng).to_dataset().to_netcdf(nc)
     base = tmp_path / "base.pt"
-    args = [str(nc), "--var", "pr", "--iterations", "2", "--batch-size", "2", "--crop", "16", "--device", "cpu"]
-    assert cli_main(["train", *args, "--output", str(base), "--channels", "8", "--transform", "log"]) == 0
+    args = [
+        str(nc),
+        "--var",
+        "pr",
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop",
+        "16",
+        "--device",
+        "cpu",
+    ]
+    assert (
+        cli_main(["train", *args, "--output", str(base), "--channels", "8", "--transform", "log"])
+        == 0
+    )
     out = tmp_path / "tuned.pt"
     assert cli_main(["train", *args, "--output", str(out), "--init", str(base)]) == 0
     card = zoo.load(out).card

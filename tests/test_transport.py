@@ -113,7 +113,11 @@ def test_save_load_round_trip(tmp_path, trio):
     back = OptimalTransportDebiaser.open(path)
     xr.testing.assert_identical(back.apply(sim).drop_attrs(), ot.apply(sim).drop_attrs())
     a, b = ot.state_.attrs, back.state_.attrs
-    assert (b["n_iter"], bool(b["converged"]), list(b["coarsen_factor"])) == (a["n_iter"], True, [1, 1])
+    assert (b["n_iter"], bool(b["converged"]), list(b["coarsen_factor"])) == (
+        a["n_iter"],
+        True,
+        [1, 1],
+    )
     assert back.n_samples == 150 and b["n_hist"] == 150 and "n=150" in repr(back)
     assert back.apply(sim).attrs["units"] == "mm"
     zarr_path = tmp_path / "map.zarr"
@@ -180,12 +184,17 @@ def test_bad_inputs(rng, trio, tmp_path):
     nanny[1, :, 2:] = np.nan
     with pytest.raises(ValueError, match="no cell of the 3 x 4 grid is finite in every snapshot"):
         debias(sim, ref, nanny)
-    with pytest.raises(ValueError, match=r"needs about 621.88 KiB, more than the 9.77 KiB available; fit on a seeded subsample of about n_samples=16 snapshots"):
+    with pytest.raises(
+        ValueError,
+        match=r"needs about 621.88 KiB, more than the 9.77 KiB available; fit on a seeded subsample of about n_samples=16 snapshots",
+    ):
         debias(sim, ref, hist, max_memory=10_000)
     debias(sim, ref, hist, max_memory=10_000, n_samples=16)  # the suggestion fits
     with pytest.raises(ValueError, match=r"raise max_memory: not even 2 snapshots fit"):
         debias(sim, ref, hist, max_memory=100)
-    with pytest.raises(MemoryError, match=r"fit on a seeded subsample of about n_samples=\d+ snapshots"):
+    with pytest.raises(
+        MemoryError, match=r"fit on a seeded subsample of about n_samples=\d+ snapshots"
+    ):
         debias(_field(rng, 3000, 3, 4), _field(rng, 3000, 3, 4), max_memory=40 * 2**20)
     with pytest.raises(ValueError, match=r"besides the spatial dims .* stack them"):
         debias(sim, ref.expand_dims(member=2), hist)
@@ -199,7 +208,9 @@ def test_bad_inputs(rng, trio, tmp_path):
         OptimalTransportDebiaser(n_samples=1)
     with pytest.raises(ValueError, match="device='tpu' is not supported"):
         OptimalTransportDebiaser(device="tpu")
-    with pytest.raises(ValueError, match=r"standardize='pca' is not supported; use one of \['global', 'cell'\]"):
+    with pytest.raises(
+        ValueError, match=r"standardize='pca' is not supported; use one of \['global', 'cell'\]"
+    ):
         OptimalTransportDebiaser(standardize="pca")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not fitted yet"):
         OptimalTransportDebiaser().apply(sim)

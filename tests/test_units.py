@@ -32,8 +32,9 @@ def test_unit_factors(src, dst, scale, offset):
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_convert_units_lazy_and_attrs(chunked):
-    da = xr.DataArray(np.array([0.0, 1e-5]), dims="time",
-                      attrs={"units": "kg m-2 s-1", "long_name": "pr"})
+    da = xr.DataArray(
+        np.array([0.0, 1e-5]), dims="time", attrs={"units": "kg m-2 s-1", "long_name": "pr"}
+    )
     if chunked:
         da = da.chunk()
         with raise_if_dask_computes():

@@ -60,8 +60,9 @@ def memory_budget(max_memory: int | None = None, free: int | None = None) -> int
     return int(0.8 * free) if free is not None else 1 << 62
 
 
-def check_memory(nbytes: float, what: str, fix: str, *, max_memory: int | None = None,
-                 free: int | None = None) -> None:
+def check_memory(
+    nbytes: float, what: str, fix: str, *, max_memory: int | None = None, free: int | None = None
+) -> None:
     """Refuse a request of ``nbytes`` that exceeds :func:`memory_budget`, naming the fix.
 
     Examples
@@ -69,7 +70,7 @@ def check_memory(nbytes: float, what: str, fix: str, *, max_memory: int | None =
     >>> check_memory(2**40, "the ensemble", "chunk the input", max_memory=2**30)
     Traceback (most recent call last):
     ...
-    xdownscale._memory.MemoryBudgetError: the ensemble needs about 1.00 TiB, more than the 1.00 GiB available; chunk the input
+    xdownscale._memory.MemoryBudgetError: the ensemble needs about 1.00 TiB, more than the ...
     """
     budget = memory_budget(max_memory, free)
     if nbytes > budget:
@@ -77,5 +78,3 @@ def check_memory(nbytes: float, what: str, fix: str, *, max_memory: int | None =
             f"{what} needs about {format_bytes(nbytes)}, more than the "
             f"{format_bytes(budget)} available; {fix}"
         )
-
-

@@ -7,7 +7,7 @@ documentation (Notes, References). Torch and POT are imported only by the verbs 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
@@ -15,6 +15,8 @@ import xarray as xr
 from . import grid, qdm, sampling, spectra, transport
 
 if TYPE_CHECKING:
+    from .qdm import Extrapolation, Group, Interp, Kind
+    from .sampling import Conserve, Interpolation, Sampler, Statistic
     from .spectra import ScaleChoice, Transform
 
 __all__ = ["DownscaleAccessor"]
@@ -47,7 +49,7 @@ class DownscaleAccessor:
         self,
         factor: int | tuple[int, int],
         *,
-        interpolation: Literal['nearest', 'bilinear', 'bicubic'] = 'bilinear',
+        interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
         conservative: bool = False,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
@@ -87,11 +89,11 @@ class DownscaleAccessor:
         self,
         *,
         dim: Hashable | Sequence[Hashable] | None = None,
-        taper: Literal['hann'] | None = None,
-        detrend: Literal['constant', 'linear'] | None = None,
-        nan_policy: Literal['raise', 'fill'] = 'raise',
+        taper: Literal["hann"] | None = None,
+        detrend: Literal["constant", "linear"] | None = None,
+        nan_policy: Literal["raise", "fill"] = "raise",
         truncate: bool = True,
-        rings: Literal['wavenumber', 'index'] = 'wavenumber',
+        rings: Literal["wavenumber", "index"] = "wavenumber",
         bins: Sequence[float] | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
@@ -123,15 +125,15 @@ class DownscaleAccessor:
         target: xr.DataArray,
         *,
         factor: int | None = None,
-        interpolation: Literal['nearest', 'bilinear', 'bicubic'] = 'bilinear',
+        interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
         lowpass: float | None = None,
         transform: Transform = None,
         smooth: int = 3,
         tolerance: float = 0.0,
         match_below: float | None = None,
         k_max: float | None = None,
-        nan_policy: Literal['raise', 'fill'] = 'raise',
-        taper: Literal['hann'] | None = None,
+        nan_policy: Literal["raise", "fill"] = "raise",
+        taper: Literal["hann"] | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> ScaleChoice:
         """Scale k* where this (source) spectrum drops below ``target``'s, and sigma*.
@@ -159,12 +161,12 @@ class DownscaleAccessor:
         ref: xr.DataArray,
         hist: xr.DataArray,
         *,
-        kind: Kind = 'additive',
+        kind: Kind = "additive",
         n_quantiles: int = 50,
-        group: Group = 'time',
+        group: Group = "time",
         window: int | None = None,
-        interp: Interp = 'nearest',
-        extrapolation: Extrapolation = 'constant',
+        interp: Interp = "nearest",
+        extrapolation: Extrapolation = "constant",
         dry_threshold: float | str | None = None,
         seed: int = 0,
         units: str | None = None,
@@ -211,8 +213,8 @@ class DownscaleAccessor:
         tol: float = 0.0001,
         n_samples: int | None = None,
         seed: int = 0,
-        device: str = 'auto',
-        standardize: Literal['global', 'cell'] = 'global',
+        device: str = "auto",
+        standardize: Literal["global", "cell"] = "global",
         max_memory: int | None = None,
         dim: Hashable | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
@@ -242,16 +244,16 @@ class DownscaleAccessor:
         model: Any = None,
         *,
         factor: int | None = None,
-        scale: float | ScaleChoice | Literal['auto'] = 'auto',
+        scale: float | ScaleChoice | Literal["auto"] = "auto",
         sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
         batch_size: int = 32,
-        device: str = 'auto',
-        precision: Literal['float32', 'bfloat16'] = 'float32',
+        device: str = "auto",
+        precision: Literal["float32", "bfloat16"] = "float32",
         gamma: float = 0.1,
-        interpolation: Interpolation = 'bilinear',
-        conserve: Conserve = 'auto',
+        interpolation: Interpolation = "bilinear",
+        conserve: Conserve = "auto",
         units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray:
@@ -287,16 +289,16 @@ class DownscaleAccessor:
         q: float | Sequence[float] | None = None,
         member_chunk: int | None = None,
         factor: int | None = None,
-        scale: float | ScaleChoice | Literal['auto'] = 'auto',
+        scale: float | ScaleChoice | Literal["auto"] = "auto",
         sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
         batch_size: int = 32,
-        device: str = 'auto',
-        precision: Literal['float32', 'bfloat16'] = 'float32',
+        device: str = "auto",
+        precision: Literal["float32", "bfloat16"] = "float32",
         gamma: float = 0.1,
-        interpolation: Interpolation = 'bilinear',
-        conserve: Conserve = 'auto',
+        interpolation: Interpolation = "bilinear",
+        conserve: Conserve = "auto",
         units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
     ) -> xr.DataArray | xr.Dataset:

@@ -203,7 +203,9 @@ def find_time_dim(da: xr.DataArray, dim: Hashable | None = None) -> Hashable:
     """
     if dim is not None:
         if dim not in da.dims:
-            raise ValueError(f"dim={dim!r} is not a dim of the array; its dims are {tuple(da.dims)}")
+            raise ValueError(
+                f"dim={dim!r} is not a dim of the array; its dims are {tuple(da.dims)}"
+            )
         return dim
     import cf_xarray  # noqa: F401
 
@@ -342,7 +344,7 @@ def check_real(da: xr.DataArray, name: str) -> None:
     >>> check_real(xr.DataArray([1j]), "da")
     Traceback (most recent call last):
     ...
-    TypeError: da holds complex numbers (dtype complex128); xdownscale works on real fields: pass the part you mean explicitly, e.g. da.real or abs(da)
+    TypeError: da holds complex numbers (dtype complex128); xdownscale works on real fields: ...
     """
     dtype = da.dtype
     if np.issubdtype(dtype, np.complexfloating):
@@ -365,7 +367,7 @@ def check_dataarray(obj: Any, name: str) -> xr.DataArray:
     >>> check_dataarray(np.zeros(3), "ref")
     Traceback (most recent call last):
     ...
-    TypeError: ref must be an xarray.DataArray, got ndarray; wrap it with xr.DataArray(values, dims=(...), coords=...)
+    TypeError: ref must be an xarray.DataArray, got ndarray; wrap it with xr.DataArray(...)...
     """
     if isinstance(obj, xr.Dataset):
         names = list(obj.data_vars)
@@ -412,7 +414,7 @@ def check_finite(da: xr.DataArray, name: str) -> xr.DataArray:
     >>> check_finite(xr.DataArray([1.0, np.inf]), "da")
     Traceback (most recent call last):
     ...
-    ValueError: da holds 1 infinite value(s) of 2; xdownscale treats +-inf as an error, never as data or as a mask: mask them as missing with da.where(np.isfinite(da)) (NaN is a mask every verb keeps), or replace them with finite values
+    ValueError: da holds 1 infinite value(s) of 2; ... da.where(np.isfinite(da)) ...
     """
     if not np.issubdtype(da.dtype, np.floating):
         return da
@@ -477,14 +479,20 @@ def check_choice(value: Any, name: str, allowed: Iterable[Any], hint: str = "") 
         ok = False
     if not ok:
         raise ValueError(
-            f"{name}={value!r} is not supported; use one of {options}" + (f" {hint}" if hint else "")
+            f"{name}={value!r} is not supported; use one of {options}"
+            + (f" {hint}" if hint else "")
         )
     return value
 
 
 def check_number(
-    value: Any, name: str, *, low: float | None = None, high: float | None = None,
-    low_open: bool = False, hint: str = "",
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    hint: str = "",
 ) -> float:
     """Return ``value`` as a finite float in the given range, else raise.
 
@@ -501,13 +509,18 @@ def check_number(
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     v = float(value)
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {value!r}" + (f"; {hint}" if hint else ""))
+        raise ValueError(
+            f"{name} must be a finite number, got {value!r}" + (f"; {hint}" if hint else "")
+        )
     if low is not None and (v <= low if low_open else v < low):
         raise ValueError(
-            f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}" + (f"; {hint}" if hint else "")
+            f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}"
+            + (f"; {hint}" if hint else "")
         )
     if high is not None and v > high:
-        raise ValueError(f"{name} must be <= {high:g}, got {value!r}" + (f"; {hint}" if hint else ""))
+        raise ValueError(
+            f"{name} must be <= {high:g}, got {value!r}" + (f"; {hint}" if hint else "")
+        )
     return v
 
 
@@ -536,7 +549,9 @@ def resolve_device(device: Any = "auto") -> str:
     """
     name = str(device) if type(device).__name__ == "device" else device
     if not isinstance(name, str):
-        raise TypeError(f"device must be a string ({_DEVICES}), got {type(device).__name__} {device!r}")
+        raise TypeError(
+            f"device must be a string ({_DEVICES}), got {type(device).__name__} {device!r}"
+        )
     name = name.strip().lower()
     if name == "auto":
         import importlib.util

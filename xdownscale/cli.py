@@ -53,7 +53,9 @@ def _float_in(low: float | None = None, high: float | None = None, open_low: boo
         if not np.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if low is not None and (value <= low if open_low else value < low):
-            raise argparse.ArgumentTypeError(f"{value:g} must be {'>' if open_low else '>='} {low:g}")
+            raise argparse.ArgumentTypeError(
+                f"{value:g} must be {'>' if open_low else '>='} {low:g}"
+            )
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"{value:g} must be <= {high:g}")
         return value
@@ -114,7 +116,9 @@ def _plot(truth, coarse, interp, sample, choice, spectra, path: Path) -> None:
         p = spectra[f"psd_{name}"]
         m = p.wavenumber > 0
         ax.loglog(p.wavenumber[m], p[m], color=color, label=name)
-    ax.axvline(choice.k_star, color="C3", ls="--", label=f"k* (bicubic vs truth) = {choice.k_star:.3g}")
+    ax.axvline(
+        choice.k_star, color="C3", ls="--", label=f"k* (bicubic vs truth) = {choice.k_star:.3g}"
+    )
     ax.set_xlabel("wavenumber (cycles per grid cell)")
     ax.set_ylabel("PSD (mm$^2$ h$^{-2}$)")
     ax.set_title("radially averaged spectra", fontsize=10)
@@ -145,6 +149,7 @@ def demo(
     output.mkdir(parents=True, exist_ok=True)
     truth = open_sample("mrms")
     coarse = coarsen(truth, factor)
+
     # the fine coordinates are rebuilt from the coarse cell centres: equal to the truth's up to
     # rounding, which would make xarray outer-join the two grids; align them explicitly
     def on_truth_grid(fine: xr.DataArray) -> xr.DataArray:
@@ -164,7 +169,9 @@ def demo(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # bicubic never crosses the truth: expected
         choice = choose_scale(coarse, truth, factor=factor, interpolation="bicubic")
-    spectra = {f"psd_{n}": psd(f) for n, f in (("truth", truth), ("bicubic", interp), ("sample", down))}
+    spectra = {
+        f"psd_{n}": psd(f) for n, f in (("truth", truth), ("bicubic", interp), ("sample", down))
+    }
     scores = {}
     for name, field in (("bicubic", interp), ("sample", down)):
         scores[f"melr_unweighted_{name}"] = float(metrics.melr(field, truth))
@@ -252,7 +259,9 @@ def _models(args: argparse.Namespace) -> int:
         paths = fetch_all() if args.all else {n: fetch(n) for n in args.names}
         for name, path in paths.items():
             print(f"{name}: {path}")
-        print(f"cache: {cache_dir()} (XDOWNSCALE_CACHE), base URL: {base_url()} (XDOWNSCALE_BASE_URL)")
+        print(
+            f"cache: {cache_dir()} (XDOWNSCALE_CACHE), base URL: {base_url()} (XDOWNSCALE_BASE_URL)"
+        )
     return 0
 
 
@@ -266,7 +275,9 @@ def _train(args: argparse.Namespace) -> int:
     for f in args.files:
         with xr.open_dataset(f) as ds:
             if args.var not in ds:
-                raise _Usage("--var", f"{f} has no variable {args.var!r}; it has {sorted(ds.data_vars)}")
+                raise _Usage(
+                    "--var", f"{f} has no variable {args.var!r}; it has {sorted(ds.data_vars)}"
+                )
             a = ds[args.var]
             if args.isel:
                 dim, _, rng = args.isel.partition("=")
@@ -274,31 +285,62 @@ def _train(args: argparse.Namespace) -> int:
                 try:
                     sl = slice(int(lo) if lo else None, int(hi) if hi else None)
                 except ValueError:
-                    raise _Usage("--isel", f"{args.isel!r} is not 'dim=start:stop', e.g. time=0:100") from None
+                    raise _Usage(
+                        "--isel", f"{args.isel!r} is not 'dim=start:stop', e.g. time=0:100"
+                    ) from None
                 if dim not in a.dims:
-                    raise _Usage("--isel", f"{dim!r} is not a dim of {args.var!r} (dims {tuple(a.dims)})")
+                    raise _Usage(
+                        "--isel", f"{dim!r} is not a dim of {args.var!r} (dims {tuple(a.dims)})"
+                    )
                 a = a.isel({dim: sl})
             arrays.append(a.load())
     periodic = "auto" if args.periodic == "auto" else ("y" in args.periodic, "x" in args.periodic)
-    fixed = {"parameterisation": args.parameterisation, "transform": args.transform,
-             "sigma_max": args.sigma_max, "channels": tuple(args.channels), "periodic": periodic}
+    fixed = {
+        "parameterisation": args.parameterisation,
+        "transform": args.transform,
+        "sigma_max": args.sigma_max,
+        "channels": tuple(args.channels),
+        "periodic": periodic,
+    }
     if args.init:
-        defaults = {"parameterisation": "edm", "transform": "identity", "sigma_max": 80.0,
-                    "channels": (32, 64, 64), "periodic": "auto"}
+        defaults = {
+            "parameterisation": "edm",
+            "transform": "identity",
+            "sigma_max": 80.0,
+            "channels": (32, 64, 64),
+            "periodic": "auto",
+        }
         changed = [k for k, v in fixed.items() if v != defaults[k]]
         if changed:
-            raise _Usage("--init", f"{args.init} fixes {', '.join('--' + k.replace('_', '-') for k in changed)}; "
-                         "leave them out to fine-tune that model")
+            raise _Usage(
+                "--init",
+                f"{args.init} fixes {', '.join('--' + k.replace('_', '-') for k in changed)}; "
+                "leave them out to fine-tune that model",
+            )
         fixed = {"init": args.init}
     model = train(
-        arrays, output=args.output, name=args.name, iterations=args.iterations,
-        batch_size=args.batch_size, crop=args.crop, lr=args.lr, factors=args.factors,
-        min_valid=args.min_valid, flips=not args.no_flips, checkpoint=args.checkpoint,
-        checkpoint_every=args.checkpoint_every, time_limit=args.time_limit,
-        resume=not args.no_resume, seed=args.seed, device=args.device, **fixed,
+        arrays,
+        output=args.output,
+        name=args.name,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        lr=args.lr,
+        factors=args.factors,
+        min_valid=args.min_valid,
+        flips=not args.no_flips,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        time_limit=args.time_limit,
+        resume=not args.no_resume,
+        seed=args.seed,
+        device=args.device,
+        **fixed,
     )
-    print(f"wrote {args.output} (sha256 {model.card.sha256}); load it with "
-          f"xdownscale.models.load({str(args.output)!r})")
+    print(
+        f"wrote {args.output} (sha256 {model.card.sha256}); load it with "
+        f"xdownscale.models.load({str(args.output)!r})"
+    )
     return 0
 
 
@@ -321,13 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xdownscale {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="downscale the embedded radar sample with the default model (offline)")
+    p = sub.add_parser(
+        "demo", help="downscale the embedded radar sample with the default model (offline)"
+    )
     p.add_argument("--output", type=Path, default=Path("demo-output"), help="output folder")
-    p.add_argument("--factor", type=_int_at_least(2), default=8, help="coarsening factor (default 8)")
+    p.add_argument(
+        "--factor", type=_int_at_least(2), default=8, help="coarsening factor (default 8)"
+    )
     p.add_argument("--steps", type=_int_at_least(1), default=8, help="Heun steps (default 8)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
-    p.add_argument("--model", default=None,
-                   help="a registered model name or weight file (default: the embedded default)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a registered model name or weight file (default: the embedded default)",
+    )
     p.set_defaults(run=_demo)
 
     p = sub.add_parser("fetch", help="pre-fill the model cache (e.g. on a login node)")
@@ -341,37 +390,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_models)
 
     p = sub.add_parser(
-        "train", help="train a model on your high-resolution fields",
+        "train",
+        help="train a model on your high-resolution fields",
         description="Train an EDM denoiser or a consistency model on high-resolution fields and "
         "write weights plus a model card loadable with xdownscale.models.load(path).",
     )
-    p.add_argument("files", nargs="+", type=_existing_file, help="netCDF file(s) of high-resolution fields")
+    p.add_argument(
+        "files", nargs="+", type=_existing_file, help="netCDF file(s) of high-resolution fields"
+    )
     p.add_argument("--var", required=True, help="variable name in the file(s)")
     p.add_argument("--output", required=True, help="weight file to write (.pt)")
-    p.add_argument("--init", default=None,
-                   help="fine-tune this model (a registered name or a weight file) instead of "
-                   "starting from random weights; it fixes the network and transform")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="fine-tune this model (a registered name or a weight file) instead of "
+        "starting from random weights; it fixes the network and transform",
+    )
     p.add_argument("--parameterisation", choices=("edm", "consistency"), default="edm")
     p.add_argument("--name", default="my-model")
     p.add_argument("--transform", choices=("identity", "log"), default="identity")
-    p.add_argument("--iterations", type=_int_at_least(1), default=2000, help="optimiser steps in all")
+    p.add_argument(
+        "--iterations", type=_int_at_least(1), default=2000, help="optimiser steps in all"
+    )
     p.add_argument("--batch-size", type=_int_at_least(1), default=32)
     p.add_argument("--crop", type=_int_at_least(4), default=64)
     p.add_argument("--lr", type=_float_in(0.0, open_low=True), default=2e-4)
-    p.add_argument("--channels", type=_int_list, default=[32, 64, 64], help="comma-separated UNet channels")
+    p.add_argument(
+        "--channels", type=_int_list, default=[32, 64, 64], help="comma-separated UNet channels"
+    )
     p.add_argument("--sigma-max", type=_float_in(0.0, open_low=True), default=80.0)
-    p.add_argument("--factors", type=_int_list, default=[], help="comma-separated supported factors")
+    p.add_argument(
+        "--factors", type=_int_list, default=[], help="comma-separated supported factors"
+    )
     p.add_argument("--min-valid", type=_float_in(0.0, 1.0, open_low=True), default=0.9)
-    p.add_argument("--periodic", default="auto", choices=("auto", "x", "y", "xy", "yx", "none"),
-                   help="periodic axes (circular padding)")
+    p.add_argument(
+        "--periodic",
+        default="auto",
+        choices=("auto", "x", "y", "xy", "yx", "none"),
+        help="periodic axes (circular padding)",
+    )
     p.add_argument("--no-flips", action="store_true", help="no random flips of the crops")
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--checkpoint-every", type=_float_in(0.0, open_low=True), default=300.0, help="seconds")
-    p.add_argument("--time-limit", type=_float_in(0.0, open_low=True), default=None, help="seconds for this sitting")
+    p.add_argument(
+        "--checkpoint-every", type=_float_in(0.0, open_low=True), default=300.0, help="seconds"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=_float_in(0.0, open_low=True),
+        default=None,
+        help="seconds for this sitting",
+    )
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--isel", default=None, help="select along a dim before training, e.g. 'time=0:100'")
+    p.add_argument(
+        "--isel", default=None, help="select along a dim before training, e.g. 'time=0:100'"
+    )
     p.set_defaults(run=_train)
     return parser
 
@@ -402,7 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a failure at run time: one line, non-zero
         if debug:
             raise
-        print(f"xdownscale {args.command}: failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        print(
+            f"xdownscale {args.command}: failed: {type(err).__name__}: {_one_line(err)}",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 

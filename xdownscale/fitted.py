@@ -98,7 +98,8 @@ class Fitted:
         esc = html.escape
         state = "fitted" if self.is_fitted else "not fitted"
         rows = "".join(
-            f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(v)}</td></tr>"
+            f"<tr><th style='text-align:left'>{esc(k)}</th>"
+            f"<td style='text-align:left'>{esc(v)}</td></tr>"
             for k, v in self._summary()
         )
         return (

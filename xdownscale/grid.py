@@ -278,4 +278,3 @@ def lowpass(
     kw = {"cutoff": float(cutoff), "order": order, "periodic": (False, info.periodic_x)}  # type: ignore[arg-type]
     out = _apply_spatial(da, np_grid.lowpass, y, x, (da.sizes[y], da.sizes[x]), kw)
     return out.assign_coords({k: da.coords[k] for k in da.coords if k not in out.coords})
-

@@ -24,7 +24,7 @@ NaN (or raise, :func:`melr` with ``nan_policy="raise"``) when a field holds NaN.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -242,7 +242,7 @@ def melr(
     ``E(k) = n_k P(k)`` is the energy in ring ``k``: the sum over the ring's ``n_k`` Fourier
     modes of ``|FFT(u)|^2 / (Nx Ny)``, i.e. :func:`xdownscale.psd` (a ring mean) times the
     ring's mode count, averaged over samples. The mean (k = 0) is excluded and rings stop at
-    the Nyquist circle. MELR of Wan et al. (2023), METHODS.md section 7. The weighted form
+    the Nyquist circle. MELR of Wan et al. (2023), arXiv:2305.15618. The weighted form
     depends on the ring convention (sum, not mean); the unweighted form does not.
 
     Examples
@@ -254,7 +254,7 @@ def melr(
     (0.0, True)
     """
     generated, y, x, gen_dims, ref_dims = _resolve(generated, reference, dim, spatial_dims)
-    kw = {"nan_policy": nan_policy, "spatial_dims": (y, x)}
+    kw: dict[str, Any] = {"nan_policy": nan_policy, "spatial_dims": (y, x)}
     e = []
     for da, dims in ((generated, gen_dims), (reference, ref_dims)):
         p = psd(_whole(da, (y, x)), dim=dims, **kw)
@@ -363,7 +363,7 @@ def wasserstein(
     Notes
     -----
     Exact, from the sorted samples: ``W1 = integral_0^1 |F_gen^-1(u) - F_ref^-1(u)| du``
-    (equal to :func:`scipy.stats.wasserstein_distance`), METHODS.md section 7.
+    (equal to :func:`scipy.stats.wasserstein_distance`).
 
     Examples
     --------
@@ -422,7 +422,7 @@ def cov_rmse(
     Notes
     -----
     Sample covariances with ``ddof=1``. Wan et al. (2023) do not fix the normalisation
-    (METHODS.md section 7); ours is stated in the result's ``normalisation`` attribute. When
+    (arXiv:2305.15618); ours is stated in the result's ``normalisation`` attribute. When
     the sample count is below ``d``, the ``d x d`` matrices are never formed (Gram-matrix
     identities, :func:`xdownscale.np_metrics.cov_rmse`).
 
@@ -446,10 +446,16 @@ def cov_rmse(
         output_dtypes=[np.float64],
         kwargs={"relative": normalize == "reference"},
     )
-    units = "1" if normalize == "reference" else (f"({_units(reference)})^2" if _units(reference) else "")
+    units = (
+        "1"
+        if normalize == "reference"
+        else (f"({_units(reference)})^2" if _units(reference) else "")
+    )
     out = _name(out, "cov_rmse", "RMSE of the spatial covariance matrices", units)
     out.attrs["normalisation"] = (
-        "||C_gen - C_ref||_F / ||C_ref||_F" if normalize == "reference" else "||C_gen - C_ref||_F / d"
+        "||C_gen - C_ref||_F / ||C_ref||_F"
+        if normalize == "reference"
+        else "||C_gen - C_ref||_F / d"
     )
     return out
 
@@ -511,7 +517,9 @@ def mmd(
         vectorize=True,
         kwargs={"bandwidth": bandwidth, "squared": bool(squared)},
     )
-    return _name(out, "mmd", "maximum mean discrepancy, RBF kernel" + (" (squared)" if squared else ""), "1")
+    return _name(
+        out, "mmd", "maximum mean discrepancy, RBF kernel" + (" (squared)" if squared else ""), "1"
+    )
 
 
 # ----------------------------------------------------------------------------- per cell
@@ -561,7 +569,9 @@ def mean_error(
     """
     generated, _, _, gen_dims, ref_dims = _resolve(generated, reference, dim, spatial_dims)
     mg, mr = _align_exact(generated.mean(gen_dims), reference.mean(ref_dims))
-    return _name(mg - mr, "mean_error", "error of the mean (generated - reference)", _units(reference))
+    return _name(
+        mg - mr, "mean_error", "error of the mean (generated - reference)", _units(reference)
+    )
 
 
 def quantile_error(
@@ -606,8 +616,12 @@ def quantile_error(
     qg = _whole(generated, gen_dims).quantile(q, dim=gen_dims)
     qr = _whole(reference, ref_dims).quantile(q, dim=ref_dims)
     qg, qr = _align_exact(qg, qr)
-    return _name(qg - qr, "quantile_error", "error of the quantile (generated - reference)",
-                 _units(reference))
+    return _name(
+        qg - qr,
+        "quantile_error",
+        "error of the quantile (generated - reference)",
+        _units(reference),
+    )
 
 
 def crps(
@@ -668,8 +682,12 @@ def crps(
         output_dtypes=[np.float64],
         kwargs={"fair": bool(fair)},
     )
-    return _name(out, "crps", "continuous ranked probability score" + (" (fair)" if fair else ""),
-                 _units(reference))
+    return _name(
+        out,
+        "crps",
+        "continuous ranked probability score" + (" (fair)" if fair else ""),
+        _units(reference),
+    )
 
 
 # ----------------------------------------------------------------------------- conditioning
@@ -687,8 +705,14 @@ def _coarse_pair(
     y, x = find_spatial_dims(generated, spatial_dims)
     yr, xr_ = find_spatial_dims(reference, spatial_dims)
     if factor is None:
-        fy, fx = (generated.sizes[y] // reference.sizes[yr], generated.sizes[x] // reference.sizes[xr_])
-        if fy * reference.sizes[yr] != generated.sizes[y] or fx * reference.sizes[xr_] != generated.sizes[x]:
+        fy, fx = (
+            generated.sizes[y] // reference.sizes[yr],
+            generated.sizes[x] // reference.sizes[xr_],
+        )
+        if (
+            fy * reference.sizes[yr] != generated.sizes[y]
+            or fx * reference.sizes[xr_] != generated.sizes[x]
+        ):
             raise ValueError(
                 f"generated grid {generated.sizes[y]} x {generated.sizes[x]} is not an integer "
                 f"multiple of the reference grid {reference.sizes[yr]} x {reference.sizes[xr_]}; "
@@ -743,7 +767,7 @@ def constraint_rmse(
 
     Notes
     -----
-    Wan et al. (2023), METHODS.md section 7. A sample whose condition is all zero gives inf.
+    Wan et al. (2023), arXiv:2305.15618. A sample whose condition is all zero gives inf.
 
     Examples
     --------
@@ -759,7 +783,9 @@ def constraint_rmse(
     den = np.sqrt((b**2).sum((y, x)))
     rel = num / den
     avg = _as_list(dim) if dim is not None else list(rel.dims)
-    return _name(rel.mean(avg), "constraint_rmse", "relative RMSE of C'x against the condition", "1")
+    return _name(
+        rel.mean(avg), "constraint_rmse", "relative RMSE of C'x against the condition", "1"
+    )
 
 
 def pooled_correlation(
@@ -795,7 +821,7 @@ def pooled_correlation(
     Notes
     -----
     Hess et al. (2024): correlation of the 4 x 4 average-pooled downscaled field with the
-    ESM field (0.954 for their consistency model), METHODS.md section 7.
+    ESM field (0.954 for their consistency model; arXiv:2403.02774).
 
     Examples
     --------
@@ -808,8 +834,12 @@ def pooled_correlation(
     """
     a, b, _, _ = _coarse_pair(generated, reference, factor, spatial_dims)
     dims = _as_list(dim) if dim is not None else [d for d in b.dims]
-    return _name(xr.corr(a, b, dim=dims), "pooled_correlation",
-                 "correlation of the pooled downscaled field with the coarse field", "1")
+    return _name(
+        xr.corr(a, b, dim=dims),
+        "pooled_correlation",
+        "correlation of the pooled downscaled field with the coarse field",
+        "1",
+    )
 
 
 def variability(
@@ -837,7 +867,7 @@ def variability(
     -------
     xarray.DataArray
         Scalar, in data units: ``mean over conditions and pixels of std over dim`` (NaN
-        skipped); 0 for a deterministic method (Wan et al. 2023, METHODS.md section 7).
+        skipped); 0 for a deterministic method (Wan et al. 2023).
 
     Examples
     --------
@@ -855,6 +885,8 @@ def variability(
             "pass dim='...' naming the dim that holds the samples of one condition"
         )
     if generated.sizes[dim] < 2:
-        raise ValueError(f"variability needs at least 2 samples along {dim!r}, got {generated.sizes[dim]}")
-    out = generated.std(dim, ddof=ddof).mean()
+        raise ValueError(
+            f"variability needs at least 2 samples along {dim!r}, got {generated.sizes[dim]}"
+        )
+    out = generated.std([dim], ddof=ddof).mean()
     return _name(out, "variability", "mean pixel-wise std across samples", _units(generated))

@@ -209,8 +209,9 @@ def crps_ensemble(ensemble: np.ndarray, obs: np.ndarray, *, fair: bool = False) 
     y = _f64(obs)
     m = x.shape[-1]
     if m < 1 or (fair and m < 2):
-        raise ValueError(f"the {'fair ' if fair else ''}CRPS needs at least {2 if fair else 1} "
-                         f"members, got {m}")
+        raise ValueError(
+            f"the {'fair ' if fair else ''}CRPS needs at least {2 if fair else 1} members, got {m}"
+        )
     skill = np.abs(x - y[..., None]).mean(axis=-1)
     rank = 2.0 * np.arange(1, m + 1) - m - 1
     pair_sum = 2.0 * (x * rank).sum(axis=-1)  # sum_ij |x_i - x_j|
@@ -243,9 +244,7 @@ def _centre(a: np.ndarray) -> np.ndarray:
     return a - a.mean(axis=-2, keepdims=True)
 
 
-def cov_rmse(
-    generated: np.ndarray, reference: np.ndarray, *, relative: bool = True
-) -> np.ndarray:
+def cov_rmse(generated: np.ndarray, reference: np.ndarray, *, relative: bool = True) -> np.ndarray:
     """RMSE between the sample covariance matrices of two sets of flattened fields.
 
     Parameters

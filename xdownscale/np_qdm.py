@@ -61,7 +61,7 @@ def move_axis_last(x: np.ndarray, axis: int) -> np.ndarray:
     lead = (slice(None),) * axis
     for t0 in range(0, n, slab):
         k = min(slab, n - t0)
-        buf[(*lead, slice(0, k))] = x[(*lead, slice(t0, t0 + k))]
+        buf[lead + (slice(0, k),)] = x[lead + (slice(t0, t0 + k),)]
         out[:, :, t0 : t0 + k] = buf3[:, :k].transpose(0, 2, 1)
     return out.reshape(*before, *after, n)
 
@@ -181,21 +181,15 @@ def _dense_tau(s: np.ndarray) -> np.ndarray:
         short = np.flatnonzero(np.isnan(s[:, -1]))  # NaN sort last: only these rows have any
         if short.size:
             m[short] = n - np.count_nonzero(np.isnan(s[short]), axis=-1)
-    p = np.flatnonzero(s[:, 1:] == s[:, :-1])  # tied neighbours; NaN == NaN is False
-    if p.size == 0 and _short_free(m, n):
+    run_row, first_col, end_col = _tie_runs(s)
+    if run_row.size == 0 and bool(np.all(m == n)):
         return (j / max(n - 1, 1))[None, :] if n > 1 else np.full((1, n), 0.5)
     tau = np.empty((n_c, n), dtype=np.float64)
     np.divide(j, np.maximum(m - 1, 1)[:, None], out=tau)
     tau[m <= 1] = 0.5
-    if p.size:
+    if run_row.size:
         # average ranks of the runs of ties: tau = (r_max/m)(r - r_min)/(r_max - r_min),
         # which reduces to (r - 1)/(m - 1) unless the smallest or largest value is tied
-        rows, cols = np.divmod(p, n - 1)
-        brk = np.ones(p.size, dtype=bool)
-        brk[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1] + 1)
-        last = np.ones(p.size, dtype=bool)
-        last[:-1] = brk[1:]
-        first_col, end_col, run_row = cols[brk], cols[last] + 1, rows[brk]
         length = end_col - first_col + 1
         avg = 0.5 * (first_col + end_col) + 1.0
         mr = m[run_row]
@@ -222,9 +216,20 @@ def _dense_tau(s: np.ndarray) -> np.ndarray:
     return tau
 
 
-def _short_free(m: np.ndarray, n: int) -> bool:
-    """True when no row has NaN."""
-    return bool(np.all(m == n))
+def _tie_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of tied neighbours in rows ``s`` (C, N) sorted ascending: ``(row, first, end)``.
+
+    Each run is the columns ``first .. end`` (inclusive) of one row holding the same value;
+    NaN never ties (NaN == NaN is False).
+    """
+    n = s.shape[1]
+    p = np.flatnonzero(s[:, 1:] == s[:, :-1])
+    rows, cols = np.divmod(p, max(n - 1, 1))
+    brk = np.ones(p.size, dtype=bool)  # first pair of each run
+    brk[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1] + 1)
+    last = np.ones(p.size, dtype=bool)
+    last[:-1] = brk[1:]
+    return rows[brk], cols[brk], cols[last] + 1
 
 
 class _Tau(NamedTuple):
@@ -252,13 +257,7 @@ def _sorted_tau(s: np.ndarray) -> _Tau:
     short = np.zeros(0, dtype=np.intp)
     if n and np.issubdtype(s.dtype, np.floating):
         short = np.flatnonzero(np.isnan(s[:, -1]))  # NaN sort last: only these rows have any
-    p = np.flatnonzero(s[:, 1:] == s[:, :-1])  # tied neighbours; NaN == NaN is False
-    rows, cols = np.divmod(p, max(n - 1, 1))
-    brk = np.ones(p.size, dtype=bool)  # first pair of each run of ties
-    brk[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1] + 1)
-    last = np.ones(p.size, dtype=bool)
-    last[:-1] = brk[1:]
-    first_col, end_col, run_row = cols[brk], cols[last] + 1, rows[brk]
+    run_row, first_col, end_col = _tie_runs(s)
     special = np.union1d(short, run_row[(first_col == 0) | (end_col == n - 1)])
     keep = ~np.isin(run_row, special)
     first_col, end_col, run_row = first_col[keep], end_col[keep], run_row[keep]

@@ -1,6 +1,6 @@
 """Pure numpy core of the radially averaged power spectral density.
 
-Normalisation (METHODS.md section 4): ``P(k) = mean over a ring of |FFT(u)(kappa)|^2 / (Nx Ny)``,
+Normalisation: ``P(k) = mean over a ring of |FFT(u)(kappa)|^2 / (Nx Ny)``,
 so white noise of variance s^2 has the flat spectrum ``P(k) = s^2``, and Parseval reads
 ``sum over all kappa of |FFT(u)|^2 / (Nx Ny) = Nx Ny mean(u^2)``.
 
@@ -119,6 +119,7 @@ def window_2d(ny: int, nx: int, taper: Window, dtype=np.float64) -> np.ndarray |
     """2-D window scaled so that ``mean(w^2) == 1`` (white noise keeps its level)."""
     if taper is None:
         return None
+
     def hann(n: int) -> np.ndarray:  # periodic Hann, as scipy.signal.windows.hann(n, sym=False)
         return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
 
@@ -279,9 +280,7 @@ def find_crossing(
         ps = ps * gain
     use = np.flatnonzero((k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0))
     if use.size < 2:
-        raise ValueError(
-            "fewer than 2 wavenumbers where both spectra are positive and finite"
-        )
+        raise ValueError("fewer than 2 wavenumbers where both spectra are positive and finite")
     ratio = np.log(ps[use]) - np.log(pt[use])
     if smooth > 1 and ratio.size >= smooth:
         kernel = np.ones(smooth) / smooth
@@ -312,7 +311,7 @@ def find_crossing(
     else:
         k_star, p_star, case = float(k[use[-1]]), float(pt[use[-1]]), "rough"
     capped = k_max is not None and k_star > k_max
-    if capped:
-        k_star = float(k_max)  # type: ignore[arg-type]
+    if k_max is not None and capped:
+        k_star = float(k_max)
         p_star = float(np.exp(np.interp(np.log(k_max), np.log(k[use]), np.log(pt[use]))))
     return Crossing(k_star, p_star, case, capped, gain, pt)

@@ -6,7 +6,8 @@ in float64 through torch on a CUDA device with the backend of
 :mod:`xdownscale.nn.ot_backend` (``device="cuda"``, ``"cuda:1"``; ``"torch:cpu"`` runs it on
 the CPU, for testing).
 
-Notation (Wan et al. 2023, section 3; Pooladian & Niles-Weed 2021 [PNW21]): source samples ``y_i`` (i = 1..n), target samples
+Notation (Wan et al. 2023, section 3; Pooladian & Niles-Weed 2021 [PNW21]): source samples
+``y_i`` (i = 1..n), target samples
 ``z_j`` (j = 1..m), weights ``a``, ``b``, cost ``C_ij = ||y_i - z_j||^2``, regularisation
 ``eps``. The plan is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`` and the entropic map is
 ``T(y) = sum_j w_j(y) z_j`` with ``w_j(y) ∝ b_j exp((g_j - ||y - z_j||^2) / eps)``.
@@ -25,7 +26,6 @@ iterations ``f_i = -eps LSE_j((g_j - C_ij)/eps + log b_j)``,
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -268,7 +268,7 @@ def plan_memory(
     >>> plan_memory(10**5, 10**5, 10, max_memory=2**30, free=None)
     Traceback (most recent call last):
     ...
-    xdownscale._memory.MemoryBudgetError: the dense Sinkhorn solver for 100000 x 100000 samples (kernel in float64) needs about 74.56 GiB, more than the 1.00 GiB available; fit on a seeded subsample of about n_samples=11384 snapshots of each, or raise max_memory
+    xdownscale._memory.MemoryBudgetError: the dense Sinkhorn solver ... about n_samples=11384 ...
     """
     budget = memory_budget(max_memory, free)
     if store_cost is None:

@@ -81,6 +81,7 @@ def _labels(da: xr.DataArray, tdim: Hashable, prop: str | None, name: str) -> np
             "assign datetime64 or cftime dates (xr.open_dataset(..., use_cftime=True)) or use "
             "group='time'"
         )
+    assert coord is not None
     month = coord.dt.month.values.astype(np.int64)
     if prop == "month":
         return month
@@ -122,7 +123,12 @@ def _whole_time(da: xr.DataArray, tdim: Hashable) -> xr.DataArray:
         ind = tuple(range(da.ndim))
         out_ind = (*(i for i in ind if i != axis), axis)
         data = dask.array.blockwise(
-            np_qdm.move_axis_last, out_ind, da.data, ind, axis=axis, dtype=da.dtype,
+            np_qdm.move_axis_last,
+            out_ind,
+            da.data,
+            ind,
+            axis=axis,
+            dtype=da.dtype,
             meta=np.array((), da.dtype),
         )
     coords = {k: c for k, c in da.coords.items()}
@@ -221,7 +227,12 @@ class QuantileDeltaMapping(Fitted):
         dry_threshold: float | str | None = None,
         seed: int = 0,
     ) -> None:
-        check_choice(kind, "kind", _KINDS, "('additive' e.g. for temperature, 'multiplicative' e.g. for precipitation)")
+        check_choice(
+            kind,
+            "kind",
+            _KINDS,
+            "('additive' e.g. for temperature, 'multiplicative' e.g. for precipitation)",
+        )
         prop = _parse_group(group)
         self.kind = kind
         self.group = group
@@ -233,7 +244,9 @@ class QuantileDeltaMapping(Fitted):
                 f"dry_threshold={dry_threshold!r} is only used with kind='multiplicative' "
                 "(zeros in ratios); drop it for kind='additive'"
             )
-        if dry_threshold is not None and not isinstance(dry_threshold, (str, int, float, np.number)):
+        if dry_threshold is not None and not isinstance(
+            dry_threshold, (str, int, float, np.number)
+        ):
             raise TypeError(
                 f"dry_threshold must be a number (in ref's units) or a string with units such as "
                 f"'0.1 mm/day', got {type(dry_threshold).__name__} {dry_threshold!r}"
@@ -252,7 +265,9 @@ class QuantileDeltaMapping(Fitted):
         v = self._check_fitted().attrs.get("dry_threshold")
         return None if v is None else float(v)
 
-    def fit(self, ref: xr.DataArray, hist: xr.DataArray, *, dim: Hashable | None = None) -> QuantileDeltaMapping:
+    def fit(
+        self, ref: xr.DataArray, hist: xr.DataArray, *, dim: Hashable | None = None
+    ) -> QuantileDeltaMapping:
         """Learn the quantiles of the observations ``ref`` and the model ``hist``.
 
         Parameters
@@ -502,7 +517,9 @@ class QuantileDeltaMapping(Fitted):
             If ``ds`` is not a fitted QuantileDeltaMapping state.
         """
         missing = [v for v in ("af", "hist_q", "ref_q") if v not in ds]
-        missing += [a for a in ("kind", "group", "window", "n_quantiles", "seed") if a not in ds.attrs]
+        missing += [
+            a for a in ("kind", "group", "window", "n_quantiles", "seed") if a not in ds.attrs
+        ]
         if missing:
             raise ValueError(
                 f"the dataset is not a fitted QuantileDeltaMapping state: it lacks {missing}; "
@@ -511,9 +528,9 @@ class QuantileDeltaMapping(Fitted):
             )
         a = ds.attrs
         obj = cls(
-            kind=str(a["kind"]),
+            kind=str(a["kind"]),  # type: ignore[arg-type]
             n_quantiles=int(a["n_quantiles"]),
-            group=str(a["group"]),
+            group=str(a["group"]),  # type: ignore[arg-type]
             window=int(a["window"]) if str(a["group"]) == "time.dayofyear" else None,
             seed=int(a["seed"]),
         )
@@ -603,8 +620,12 @@ def qdm(
     (('x', 'time'), 4.0)
     """
     qm = QuantileDeltaMapping(
-        kind=kind, n_quantiles=n_quantiles, group=group, window=window,
-        dry_threshold=dry_threshold, seed=seed,
+        kind=kind,
+        n_quantiles=n_quantiles,
+        group=group,
+        window=window,
+        dry_threshold=dry_threshold,
+        seed=seed,
     )
     return qm.fit(ref, hist, dim=dim).apply(
         sim, interp=interp, extrapolation=extrapolation, units=units, dim=dim

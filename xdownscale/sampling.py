@@ -80,16 +80,18 @@ def _spacing_in_model_units(info, card) -> float | None:
 
 def _resolve_factor(info, model: DownscalingModel, factor) -> int:
     card = model.card
-    spacing = _spacing_in_model_units(info, card)
+    spacing = _spacing_in_model_units(info, card)  # None unless card.pixel_size is set
+    pixel = float(card.pixel_size or 1.0)
     if factor is None:
         if spacing is not None:
-            ratio = spacing / card.pixel_size
+            ratio = spacing / pixel
             factor = round(ratio)
             if factor < 1 or abs(ratio - factor) > 0.01 * ratio:
                 raise ValueError(
                     f"the input grid spacing {info.spacing:g} {info.units or ''} is not an integer "
                     f"multiple of model {model.name!r}'s pixel size {card.pixel_size:g} "
-                    f"{card.pixel_units or ''} (ratio {ratio:.4g}); regrid the input or pass factor="
+                    f"{card.pixel_units or ''} (ratio {ratio:.4g}); regrid the input or pass "
+                    "factor="
                 )
         elif len(card.factors) == 1:
             factor = card.factors[0]
@@ -109,11 +111,12 @@ def _resolve_factor(info, model: DownscalingModel, factor) -> int:
         )
     if spacing is not None:
         fine = spacing / fy
-        if abs(fine - card.pixel_size) > 0.01 * card.pixel_size:
+        if abs(fine - pixel) > 0.01 * pixel:
             raise ValueError(
-                f"with factor={fy} the input grid spacing {info.spacing:g} {info.units or ''} gives "
+                f"with factor={fy} the input grid spacing {info.spacing:g} {info.units or ''} "
+                "gives "
                 f"{fine:g}, but model {model.name!r} works at {card.pixel_size:g} "
-                f"{card.pixel_units or ''}; pass factor={max(1, round(spacing / card.pixel_size))}"
+                f"{card.pixel_units or ''}; pass factor={max(1, round(spacing / pixel))}"
             )
     return fy
 
@@ -144,7 +147,11 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor
             warnings.simplefilter("ignore", UserWarning)  # a smoothed input never crosses
             # k* no finer than the coarse grid's Nyquist: the input resolves nothing smaller
             s = choose_scale(
-                z, target, nan_policy="fill", match_below=0.25 / factor, spatial_dims=(y, x),
+                z,
+                target,
+                nan_policy="fill",
+                match_below=0.25 / factor,
+                spatial_dims=(y, x),
                 k_max=0.5 / factor if factor > 1 else None,
             ).sigma_star
         return float(np.clip(s, model.sigma_min * 1.0001, model.sigma_max))
@@ -262,9 +269,11 @@ def _prepare(
     src = da.transpose(*lead, y, x)
     if to_model is not None:
         s, o = to_model
-        src = (src * s + o).astype(src.dtype if np.issubdtype(src.dtype, np.floating) else np.float64)
+        src = (src * s + o).astype(
+            src.dtype if np.issubdtype(src.dtype, np.floating) else np.float64
+        )
     if f > 1:
-        fine = upsample(src, f, interpolation=interpolation, spatial_dims=(y, x))
+        fine = upsample(src, f, interpolation=interpolation, spatial_dims=(y, x))  # type: ignore[arg-type]
         fine = lowpass(fine, 0.5 / f, spatial_dims=(y, x))
     else:
         fine = src
@@ -461,9 +470,21 @@ def sample(
     (3, 8, 8)
     """
     job = _prepare(
-        da, model, factor=factor, scale=scale, sampler=sampler, steps=steps, seed=seed,
-        batch_size=batch_size, device=device, precision=precision, gamma=gamma,
-        interpolation=interpolation, conserve=conserve, units=units, spatial_dims=spatial_dims,
+        da,
+        model,
+        factor=factor,
+        scale=scale,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        gamma=gamma,
+        interpolation=interpolation,
+        conserve=conserve,
+        units=units,
+        spatial_dims=spatial_dims,
     )
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
@@ -477,8 +498,13 @@ def sample(
 
         args = [fine.data] + ([] if coarse is None else [coarse.data])
         data = dsa.map_blocks(
-            _sample_task, *args, plan=job.plan, nlead=nlead, dtype=np.float32,
-            chunks=fine.data.chunks, meta=np.array((), np.float32),
+            _sample_task,
+            *args,
+            plan=job.plan,
+            nlead=nlead,
+            dtype=np.float32,
+            chunks=fine.data.chunks,
+            meta=np.array((), np.float32),
         )
     out = xr.DataArray(_to_output(data, job), dims=fine.dims, coords=fine.coords, name=da.name)
     out.attrs = _attrs(da, job, "sample: " + _history(job))
@@ -569,7 +595,9 @@ def ensemble(
 
     Parameters
     ----------
-    da, model, factor, scale, sampler, steps, seed, batch_size, device, precision, gamma, interpolation, conserve, units, spatial_dims
+    da, model, factor, scale, sampler, steps, seed, batch_size, device, precision
+        As :func:`sample`.
+    gamma, interpolation, conserve, units, spatial_dims
         As :func:`sample`; member ``m`` uses the noise of ``(seed, m, position)``, so member 0
         equals :func:`sample` with the same arguments.
     n : int
@@ -624,21 +652,32 @@ def ensemble(
     """
     n = check_int(n, "n", 1)
     job = _prepare(
-        da, model, factor=factor, scale=scale, sampler=sampler, steps=steps, seed=seed,
-        batch_size=batch_size, device=device, precision=precision, gamma=gamma,
-        interpolation=interpolation, conserve=conserve, units=units, spatial_dims=spatial_dims,
+        da,
+        model,
+        factor=factor,
+        scale=scale,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        gamma=gamma,
+        interpolation=interpolation,
+        conserve=conserve,
+        units=units,
+        spatial_dims=spatial_dims,
     )
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
     if reduce is None:
         return _members(da, n, job, member_chunk)
     reduce_list, thresholds, quantiles, stats = _stats_spec(reduce, threshold, q, job.units)
-    core_stats = tuple(
-        (k, _to_model(t, job) if k == "exceedance" else t) for k, t in stats
-    )
+    core_stats = tuple((k, _to_model(t, job) if k == "exceedance" else t) for k, t in stats)
     if "quantile" in reduce_list:
         check_memory(
-            n * _largest_block(fine) * 4, f"ensemble(reduce=['quantile']) with n={n} (all members of one input "
+            n * _largest_block(fine) * 4,
+            f"ensemble(reduce=['quantile']) with n={n} (all members of one input "
             "chunk are held for exact quantiles)",
             "chunk the input more finely along its non-spatial dims (e.g. da.chunk(time=1)) or "
             "drop 'quantile'",
@@ -647,14 +686,23 @@ def ensemble(
         from .nn.pipeline import ensemble_statistics
 
         y = None if coarse is None else np.asarray(coarse.values)
-        data = ensemble_statistics(np.asarray(fine.values), y, (0,) * nlead, n, job.plan, core_stats)
+        data = ensemble_statistics(
+            np.asarray(fine.values), y, (0,) * nlead, n, job.plan, core_stats
+        )
     else:
         import dask.array as dsa
 
         args = [fine.data] + ([] if coarse is None else [coarse.data])
         data = dsa.map_blocks(
-            _reduce_task, *args, plan=job.plan, nlead=nlead, n=n, stats=core_stats,
-            dtype=np.float32, new_axis=[0], chunks=((len(stats),), *fine.data.chunks),
+            _reduce_task,
+            *args,
+            plan=job.plan,
+            nlead=nlead,
+            n=n,
+            stats=core_stats,
+            dtype=np.float32,
+            new_axis=[0],
+            chunks=((len(stats),), *fine.data.chunks),
             meta=np.array((), np.float32),
         )
     packed = xr.DataArray(data, dims=("stat", *fine.dims), coords=fine.coords)
@@ -708,7 +756,8 @@ def _members(da: xr.DataArray, n: int, job: _Job, member_chunk: int | None) -> x
         from .nn.pipeline import sample_fields
 
         check_memory(
-            n * fine.size * 4, f"ensemble of n={n} members held in memory",
+            n * fine.size * 4,
+            f"ensemble of n={n} members held in memory",
             "chunk the input (e.g. da.chunk(time=1)) so that the members stay lazy, or pass "
             "reduce=['mean', 'std', ...] to get statistics without holding the members",
         )
@@ -720,8 +769,13 @@ def _members(da: xr.DataArray, n: int, job: _Job, member_chunk: int | None) -> x
         mem = dsa.arange(n, chunks=mc).reshape((n,) + (1,) * fine.ndim)
         args = [mem, fine.data[None]] + ([] if coarse is None else [coarse.data[None]])
         data = dsa.map_blocks(
-            _ensemble_task, *args, plan=job.plan, nlead=nlead, dtype=np.float32,
-            chunks=(mem.chunks[0], *fine.data.chunks), meta=np.array((), np.float32),
+            _ensemble_task,
+            *args,
+            plan=job.plan,
+            nlead=nlead,
+            dtype=np.float32,
+            chunks=(mem.chunks[0], *fine.data.chunks),
+            meta=np.array((), np.float32),
         )
     out = xr.DataArray(
         _to_output(data, job), dims=("realization", *fine.dims), coords=fine.coords, name=da.name

@@ -89,7 +89,7 @@ def psd(
 
     Notes
     -----
-    ``P(k) = mean_{ring k} |FFT(u)(kappa)|^2 / (Nx Ny)`` (METHODS.md section 4): white noise of
+    ``P(k) = mean_{ring k} |FFT(u)(kappa)|^2 / (Nx Ny)`` (as pysteps' ``rapsd``): white noise of
     variance ``s^2`` has ``P(k) = s^2``; Parseval: ``sum_kappa |FFT(u)|^2/(Nx Ny) = Nx Ny
     mean(u^2)``, i.e. ``sum_k n_modes(k) P(k) = Nx Ny mean(u^2)`` with ``truncate=False``.
     Ring ``k = r / max(Nx, Ny)`` holds modes with ``|kappa| max(Nx, Ny)`` rounded to ``r``;
@@ -185,10 +185,10 @@ def psd(
             wl = info.spacing / k
         units = str(info.units) if info.units else ""
         spec = spec.assign_coords(wavelength=("wavenumber", wl, {"units": units}))
-    units = da.attrs.get("units")
+    data_units = da.attrs.get("units")
     spec.attrs = {
         "long_name": "radially averaged power spectral density",
-        "units": f"({units})^2" if units else "",
+        "units": f"({data_units})^2" if data_units else "",
         "normalisation": "|FFT|^2/(Nx Ny), ring mean; white noise of variance s^2 -> s^2",
         "taper": str(taper),
         "detrend": str(detrend),
@@ -278,7 +278,9 @@ class ScaleChoice:
                 )
             t = np.log(self.sigma_star / sigma_min) / np.log(sigma_max / sigma_min)
             return float(np.clip(t, 0.0, 1.0))
-        raise ValueError(f"schedule={schedule!r} is not supported; use 'consistency', 'edm' or 've'")
+        raise ValueError(
+            f"schedule={schedule!r} is not supported; use 'consistency', 'edm' or 've'"
+        )
 
     def to_dataset(self) -> xr.Dataset:
         """Both spectra and the choice as one Dataset (for saving or plotting)."""
@@ -312,9 +314,7 @@ class ScaleChoice:
         return ax
 
 
-def _as_spectrum(
-    obj: xr.DataArray, name: str, kw: dict, transform: Transform
-) -> xr.DataArray:
+def _as_spectrum(obj: xr.DataArray, name: str, kw: dict, transform: Transform) -> xr.DataArray:
     if "wavenumber" in obj.dims:
         if obj.ndim != 1:
             raise ValueError(
@@ -401,10 +401,12 @@ def choose_scale(
     With ``R(k) = log P_src(k) - log P_target(k)`` (k > 0, smoothed), k* is where R falls
     through ``log(1 - tolerance)`` after the last ring where it is above, interpolated linearly
     in log k between that ring and the next: from k* on, the source stays below the target
-    "for good". ``P_target(k*)`` is interpolated log-log between the same two rings. A single noisy bin above the target is averaged away by ``smooth``;
-    a sustained rise above it at smaller scales moves k* past it. White noise of std sigma masks every scale whose power is below
+    "for good". ``P_target(k*)`` is interpolated log-log between the same two rings. A
+    single noisy bin above the target is averaged away by ``smooth``; a sustained rise above
+    it at smaller scales moves k* past it. White noise of std sigma masks every scale whose
+    power is below
     ``sigma^2``; the noise that preserves all scales larger than k* therefore has
-    ``sigma*^2 = P_target(k*)`` (METHODS.md section 4; Hess et al. 2024, Bischoff & Deck 2023).
+    ``sigma*^2 = P_target(k*)`` (Hess et al. 2024, section 4.5; Bischoff & Deck 2023).
 
     If the spectra never cross, ``crossed`` is False and a warning says which case applies.
     Source below the target at every k > 0 (typical of an interpolated copy of the target):
@@ -448,14 +450,21 @@ def choose_scale(
     k = p_src.wavenumber.values
     try:
         c = np_spectra.find_crossing(
-            k, p_src.values, p_tgt.values, k_target=p_tgt.wavenumber.values, smooth=int(smooth),
-            tolerance=tolerance, match_below=match_below, k_max=k_max,
+            k,
+            p_src.values,
+            p_tgt.values,
+            k_target=p_tgt.wavenumber.values,
+            smooth=int(smooth),
+            tolerance=tolerance,
+            match_below=match_below,
+            k_max=k_max,
         )
     except ValueError:
         raise ValueError(_no_spectrum_message(p_src, p_tgt)) from None
     if not np.array_equal(p_tgt.wavenumber.values, k):
-        p_tgt = xr.DataArray(c.p_target, dims="wavenumber", coords=p_src.wavenumber.coords,
-                             attrs=p_tgt.attrs)
+        p_tgt = xr.DataArray(
+            c.p_target, dims="wavenumber", coords=p_src.wavenumber.coords, attrs=p_tgt.attrs
+        )
     if c.gain is not None:
         p_src = p_src * c.gain
         p_src.attrs["normalized_by"] = c.gain
@@ -507,7 +516,11 @@ _NOTES = {
 
 
 def _no_spectrum_message(p_src: xr.DataArray, p_tgt: xr.DataArray) -> str:
-    flat = [n for n, p in (("src", p_src), ("target", p_tgt)) if not (np.nan_to_num(p.values[1:]) > 0).any()]
+    flat = [
+        n
+        for n, p in (("src", p_src), ("target", p_tgt))
+        if not (np.nan_to_num(p.values[1:]) > 0).any()
+    ]
     if flat:
         return (
             f"{' and '.join(flat)} {'has' if len(flat) == 1 else 'have'} no power at any "

@@ -48,7 +48,9 @@ def _check_writable(path: str | os.PathLike | None, name: str) -> None:
         return
     p = Path(path)
     if p.is_dir():
-        raise ValueError(f"{name}={str(p)!r} is a directory; pass a file name, e.g. {str(p / 'my-model.pt')!r}")
+        raise ValueError(
+            f"{name}={str(p)!r} is a directory; pass a file name, e.g. {str(p / 'my-model.pt')!r}"
+        )
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,9 @@ def _fields(
                 f"{a.attrs.get('units')!r}); convert them to one unit first"
             )
     if any(np.isinf(f).any() for f in out):
-        raise ValueError("the training data contain infinities; replace them with NaN (masked) or finite values")
+        raise ValueError(
+            "the training data contain infinities; replace them with NaN (masked) or finite values"
+        )
     return out, arrays, info0
 
 
@@ -93,7 +97,7 @@ def _target_psd(fields, size: int, min_valid: float, seed: int, n: int = 256):
     from .spectra import psd
 
     rng = np.random.default_rng(seed)
-    wins = []
+    wins: list[np.ndarray] = []
     for _ in range(50 * n):
         if len(wins) >= n:
             break
@@ -101,23 +105,42 @@ def _target_psd(fields, size: int, min_valid: float, seed: int, n: int = 256):
         s = min(size, f.shape[1], f.shape[2])
         if s != size:
             continue
-        t, i, j = rng.integers(f.shape[0]), rng.integers(f.shape[1] - s + 1), rng.integers(f.shape[2] - s + 1)
+        t, i, j = (
+            rng.integers(f.shape[0]),
+            rng.integers(f.shape[1] - s + 1),
+            rng.integers(f.shape[2] - s + 1),
+        )
         w = f[t, i : i + s, j : j + s]
         if np.isfinite(w).mean() >= min_valid:
             wins.append(w)
     if not wins:
         raise ValueError(
-            f"found no {size}x{size} window with at least {min_valid:.0%} valid cells to compute the "
+            f"found no {size}x{size} window with at least {min_valid:.0%} valid cells to "
+            "compute the "
             "target spectrum; lower min_valid= or psd_size="
         )
-    p = psd(xr.DataArray(np.stack(wins), dims=("sample", "y", "x")), nan_policy="fill",
-            spatial_dims=("y", "x"))
+    p = psd(
+        xr.DataArray(np.stack(wins), dims=("sample", "y", "x")),
+        nan_policy="fill",
+        spatial_dims=("y", "x"),
+    )
     return p["wavenumber"].values.tolist(), p.values.tolist(), len(wins)
 
 
 # the train() options a fine-tuning start (init=) takes from the model's card
-_FROM_INIT = ("parameterisation", "transform", "scale_range", "sigma_data", "sigma_min", "sigma_max", "channels",
-              "num_res_blocks", "attention", "dropout", "periodic")
+_FROM_INIT = (
+    "parameterisation",
+    "transform",
+    "scale_range",
+    "sigma_data",
+    "sigma_min",
+    "sigma_max",
+    "channels",
+    "num_res_blocks",
+    "attention",
+    "dropout",
+    "periodic",
+)
 
 
 def _init_from(init, given: dict[str, Any]):
@@ -134,18 +157,24 @@ def _init_from(init, given: dict[str, Any]):
     card = model.card
     net = card.extra.get("network", {}).get("config", {})
     base = {
-        "parameterisation": card.parameterisation, "transform": card.transform,
+        "parameterisation": card.parameterisation,
+        "transform": card.transform,
         "scale_range": None if card.scale_min is None else (card.scale_min, card.scale_max),
-        "sigma_data": card.sigma_data, "sigma_min": card.sigma_min, "sigma_max": card.sigma_max,
-        "channels": tuple(net.get("channels", ())), "num_res_blocks": net.get("num_res_blocks"),
-        "attention": net.get("attention"), "dropout": net.get("dropout", 0.0),
+        "sigma_data": card.sigma_data,
+        "sigma_min": card.sigma_min,
+        "sigma_max": card.sigma_max,
+        "channels": tuple(net.get("channels", ())),
+        "num_res_blocks": net.get("num_res_blocks"),
+        "attention": net.get("attention"),
+        "dropout": net.get("dropout", 0.0),
         "periodic": (bool(net.get("periodic_y", False)), bool(net.get("periodic_x", False))),
     }
     defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
     for key in _FROM_INIT:
         value, default = given[key], defaults[key]
         same = value == base[key] or (
-            isinstance(value, (list, tuple)) and isinstance(base[key], (list, tuple))
+            isinstance(value, (list, tuple))
+            and isinstance(base[key], (list, tuple))
             and [float(v) for v in value] == [float(v) for v in base[key]]
         )
         if not (value is default or value == default or same):
@@ -155,8 +184,12 @@ def _init_from(init, given: dict[str, Any]):
                 "that model, or drop init= to train a new one"
             )
     inner = getattr(model.denoiser, "inner", model.denoiser)  # BoundedDenoiser wraps the weights
-    info = {"name": card.name, "sha256": card.sha256 or "",
-            "steps": card.extra.get("training", {}).get("steps"), "config": net}
+    info = {
+        "name": card.name,
+        "sha256": card.sha256 or "",
+        "steps": card.extra.get("training", {}).get("steps"),
+        "config": net,
+    }
     return base, {k: v.detach().clone() for k, v in inner.state_dict().items()}, info
 
 
@@ -181,7 +214,7 @@ def _check_inside_range(fields, raw, card, info) -> None:
 def _check_same_network(cfg, info) -> None:
     from .nn.training import build_network
 
-    built = build_network(cfg).net.config
+    built = build_network(cfg).net.config  # type: ignore[union-attr]
     if built != info["config"]:
         raise ValueError(
             f"init={info['name']!r} uses a network configuration that train() cannot rebuild "
@@ -240,7 +273,8 @@ def train(
     init : str, path-like or DownscalingModel, optional
         Fine-tune: start from this trained model (a registered name such as ``"radar-8x"``, a
         weight file or a loaded model) instead of random weights — Hess et al.'s foundation
-        model adapted to your region. The model fixes ``parameterisation``, the network, ``transform``,
+        model adapted to your region. The model fixes ``parameterisation``, the network,
+        ``transform``,
         ``scale_range``, ``sigma_data`` and the noise range (the new data are mapped into the
         model's space); leave those arguments at their defaults or pass the model's values.
         The optimiser starts afresh; the card records the model's name and sha256.
@@ -277,7 +311,7 @@ def train(
         training there.
     p_mean, p_std : float, optional
         Log-normal training noise; default (-1.2, 1.2) for EDM and (-1.1, 2.0) for
-        consistency training (METHODS.md section 5).
+        consistency training (Karras et al. 2022; Song & Dhariwal 2023).
     ema : float
         EMA decay of the weights returned (with the usual ``(1 + k)/(10 + k)`` warm-up).
     factors : sequence of int
@@ -350,11 +384,18 @@ def train(
     _check_writable(output, "output")
     _check_writable(checkpoint, "checkpoint")
     raw, arrays, info = _fields(da, spatial_dims)
-    opts = {
-        "parameterisation": parameterisation, "transform": transform, "scale_range": scale_range,
-        "sigma_data": sigma_data, "sigma_min": sigma_min, "sigma_max": sigma_max,
-        "channels": channels, "num_res_blocks": num_res_blocks, "attention": attention,
-        "dropout": dropout, "periodic": periodic,
+    opts: dict[str, Any] = {
+        "parameterisation": parameterisation,
+        "transform": transform,
+        "scale_range": scale_range,
+        "sigma_data": sigma_data,
+        "sigma_min": sigma_min,
+        "sigma_max": sigma_max,
+        "channels": channels,
+        "num_res_blocks": num_res_blocks,
+        "attention": attention,
+        "dropout": dropout,
+        "periodic": periodic,
     }
     init_state, init_info = None, None
     if init is not None:
@@ -375,38 +416,73 @@ def train(
     kind = opts["parameterisation"]
     pm, ps = _DEFAULT_NOISE[kind]
     cfg = TrainConfig(
-        kind=kind, steps=int(iterations), batch_size=int(batch_size), crop=int(crop),
-        lr=float(lr), channels=tuple(int(c) for c in opts["channels"]),
-        num_res_blocks=opts["num_res_blocks"], attention=bool(opts["attention"]),
-        dropout=float(opts["dropout"]), periodic_x=per_x, periodic_y=per_y, flips=bool(flips),
-        sigma_data=float(sd), sigma_min=float(opts["sigma_min"]),
+        kind=kind,
+        steps=int(iterations),
+        batch_size=int(batch_size),
+        crop=int(crop),
+        lr=float(lr),
+        channels=tuple(int(c) for c in opts["channels"]),
+        num_res_blocks=opts["num_res_blocks"],
+        attention=bool(opts["attention"]),
+        dropout=float(opts["dropout"]),
+        periodic_x=per_x,
+        periodic_y=per_y,
+        flips=bool(flips),
+        sigma_data=float(sd),
+        sigma_min=float(opts["sigma_min"]),
         sigma_max=float(opts["sigma_max"]),
-        p_mean=pm if p_mean is None else float(p_mean), p_std=ps if p_std is None else float(p_std),
-        ema=float(ema), min_valid=float(min_valid), seed=int(seed),
+        p_mean=pm if p_mean is None else float(p_mean),
+        p_std=ps if p_std is None else float(p_std),
+        ema=float(ema),
+        min_valid=float(min_valid),
+        seed=int(seed),
         init="" if init_info is None else init_info["sha256"],
-        checkpoint_every=float(checkpoint_every), time_limit=time_limit, progress=progress,
-        device=device, precision=precision,
+        checkpoint_every=float(checkpoint_every),
+        time_limit=time_limit,
+        progress=progress,
+        device=device,
+        precision=precision,
     )
     if init_state is not None:
         _check_same_network(cfg, init_info)
     state = fit(fields, cfg, checkpoint=checkpoint, resume=resume, init_state=init_state)
-    size = psd_size or (max(crop, 128) if all(min(f.shape[1:]) >= max(crop, 128) for f in fields) else crop)
+    size = psd_size or (
+        max(crop, 128) if all(min(f.shape[1:]) >= max(crop, 128) for f in fields) else crop
+    )
     k, p, n_win = _target_psd(fields, int(size), min_valid, seed)
-    training = _training_notes(state, cfg, arrays, flips, f"{n_win} windows of {size}x{size}", init_info)
-    d = _card({"name": name, **(card or {})}, arrays[0], info, cfg, state, training,
-              opts["transform"], (smin, smax), factors, per_x, k, p)
+    training = _training_notes(
+        state, cfg, arrays, flips, f"{n_win} windows of {size}x{size}", init_info
+    )
+    d = _card(
+        {"name": name, **(card or {})},
+        arrays[0],
+        info,
+        cfg,
+        state,
+        training,
+        opts["transform"],
+        (smin, smax),
+        factors,
+        per_x,
+        k,
+        p,
+    )
     return _finish(state, d, output)
 
 
 def _periodic(periodic: Any, info) -> tuple[bool, bool]:
     if isinstance(periodic, str):
         if periodic != "auto":
-            raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)")
+            raise ValueError(
+                f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)"
+            )
         return False, bool(info.periodic_x)
     try:
         per_y, per_x = (bool(v) for v in periodic)
     except (TypeError, ValueError):
-        raise ValueError(f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)") from None
+        raise ValueError(
+            f"periodic={periodic!r} is not understood; use 'auto' or (bool, bool) for (y, x)"
+        ) from None
     return per_y, per_x
 
 
@@ -417,11 +493,15 @@ def _model_space(raw, transform, scale_range):
     model_space = [ModelCard(transform=transform).forward_transform(f) for f in raw]
     if isinstance(scale_range, str):
         if scale_range != "auto":
-            raise ValueError(f"scale_range={scale_range!r} is not understood; use 'auto', (min, max) or None")
+            raise ValueError(
+                f"scale_range={scale_range!r} is not understood; use 'auto', (min, max) or None"
+            )
         lo = float(min(np.nanmin(m) for m in model_space))
         hi = float(max(np.nanmax(m) for m in model_space))
         if not hi > lo:
-            raise ValueError(f"the training data are constant ({lo:g}) after the transform; nothing to learn")
+            raise ValueError(
+                f"the training data are constant ({lo:g}) after the transform; nothing to learn"
+            )
         scale_range = (lo, hi)
     if scale_range is None:
         return model_space, (None, None)
@@ -434,16 +514,24 @@ def _training_notes(state, cfg, arrays, flips, psd_windows, init_info) -> dict[s
     n_avg = max(1, min(len(state.losses) // 4, 100))  # loss averaged over the first/last steps
     head, tail = state.losses[:n_avg], state.losses[-n_avg:]
     training = {
-        "objective": "EDM denoising loss" if cfg.kind == "edm" else
-        "improved consistency training (pseudo-Huber, log-normal indices, curriculum)",
-        "steps": state.step, "steps_planned": cfg.steps, "finished": state.finished,
-        "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr, "ema": cfg.ema,
+        "objective": "EDM denoising loss"
+        if cfg.kind == "edm"
+        else "improved consistency training (pseudo-Huber, log-normal indices, curriculum)",
+        "steps": state.step,
+        "steps_planned": cfg.steps,
+        "finished": state.finished,
+        "batch_size": cfg.batch_size,
+        "crop": cfg.crop,
+        "lr": cfg.lr,
+        "ema": cfg.ema,
         "noise": {"p_mean": cfg.p_mean, "p_std": cfg.p_std},
-        "seed": cfg.seed, "min_valid": cfg.min_valid,
+        "seed": cfg.seed,
+        "min_valid": cfg.min_valid,
         "augmentation": "random crops" + (", x/y flips" if flips else ""),
         "initial_loss": float(np.mean(head)) if len(head) else None,
         "final_loss": float(np.mean(tail)) if len(tail) else None,
-        "seconds": round(state.seconds, 1), "device": state.device,
+        "seconds": round(state.seconds, 1),
+        "device": state.device,
         "hardware": _cpu_name() if state.device == "cpu" else state.device,
         "precision": state.info["precision"],
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
@@ -466,16 +554,24 @@ def _card(card, first, info, cfg, state, training, transform, scaling, factors, 
         "variable": extra.pop("variable", first.name),
         "standard_name": extra.pop("standard_name", first.attrs.get("standard_name")),
         "units": extra.pop("units", first.attrs.get("units")),
-        "transform": transform, "scale_min": smin, "scale_max": smax,
-        "sigma_data": cfg.sigma_data, "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max,
-        "parameterisation": cfg.kind, "factors": tuple(int(f) for f in factors),
+        "transform": transform,
+        "scale_min": smin,
+        "scale_max": smax,
+        "sigma_data": cfg.sigma_data,
+        "sigma_min": cfg.sigma_min,
+        "sigma_max": cfg.sigma_max,
+        "parameterisation": cfg.kind,
+        "factors": tuple(int(f) for f in factors),
         "pixel_size": extra.pop("pixel_size", spacing),
         "pixel_units": extra.pop("pixel_units", info.units if spacing else None),
         "periodic_x": per_x,
-        "target_psd_wavenumber": k, "target_psd": p,
+        "target_psd_wavenumber": k,
+        "target_psd": p,
         "extra": {
             "version": str(extra.pop("version", "0")),
-            "description": extra.pop("description", f"{cfg.kind} model trained with xdownscale.train"),
+            "description": extra.pop(
+                "description", f"{cfg.kind} model trained with xdownscale.train"
+            ),
             "licence": extra.pop("licence", "not stated"),
             "network": {"class": "UNet", "config": state.denoiser.net.config},
             "training": training,

@@ -206,7 +206,9 @@ class OptimalTransportDebiaser(Fitted):
         eps_decay: float = 0.5,
         max_memory: int | None = None,
     ) -> None:
-        if isinstance(reg, bool) or not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg > 0):
+        if isinstance(reg, bool) or not (
+            isinstance(reg, (int, float)) and math.isfinite(reg) and reg > 0
+        ):
             raise ValueError(
                 f"reg must be a positive number (relative to the median squared distance), got "
                 f"{reg!r}; the default is {DEFAULT_REG}"

@@ -160,7 +160,7 @@ def expect_units(
     >>> expect_units(None, "mm h-1", "da", "model 'radar-8x'")
     Traceback (most recent call last):
     ...
-    ValueError: da has no 'units' attribute, but model 'radar-8x' expects 'mm h-1'; if the data are in those units, say so: da.attrs['units'] = 'mm h-1' (or da.assign_attrs(units='mm h-1')); if not, set their real units and they are converted
+    ValueError: da has no 'units' attribute, but model 'radar-8x' expects 'mm h-1'; ...
     """
     if not want:
         return None

@@ -43,9 +43,7 @@ def _torch():
     try:
         import torch
     except ImportError as err:  # pragma: no cover - torch is a dependency
-        raise ImportError(
-            "the Kolmogorov-flow generators need PyTorch: pip install torch"
-        ) from err
+        raise ImportError("the Kolmogorov-flow generators need PyTorch: pip install torch") from err
     return torch
 
 
@@ -194,10 +192,18 @@ def _run(
     f_hat = _forcing_hat(sp, forcing_wavenumber, forcing_amplitude, dtype).to(cdtype)
     lin = (-(viscosity * sp.k2) - drag).to(cdtype)
     step = _ifrk4_step if scheme == "ifrk4" else _euler_step
-    w_hat = _initial_vorticity(
-        n_trajectories, grid, seed, k_peak=forcing_wavenumber, rms=forcing_wavenumber,
-        dtype=dtype, device=device,
-    ).to(cdtype) * sp.mask
+    w_hat = (
+        _initial_vorticity(
+            n_trajectories,
+            grid,
+            seed,
+            k_peak=forcing_wavenumber,
+            rms=forcing_wavenumber,
+            dtype=dtype,
+            device=device,
+        ).to(cdtype)
+        * sp.mask
+    )
     dx = TWO_PI / grid
     n_steps = 0
     t0 = _time.perf_counter()
@@ -286,20 +292,36 @@ def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
 def _validate(**kw: Any) -> None:
     for nm in ("n_snapshots", "n_trajectories"):
         v = kw[nm]
-        _check(nm, v, isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1,
-               "use a positive integer")
+        _check(
+            nm,
+            v,
+            bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1),
+            "use a positive integer",
+        )
     grid, size = kw["grid"], kw["size"]
-    _check("grid", grid, isinstance(grid, (int, np.integer)) and grid >= 8 and grid % 2 == 0,
-           "use an even integer >= 8")
-    _check("size", size, isinstance(size, (int, np.integer)) and size >= 2 and size % 2 == 0,
-           "use an even integer >= 2")
+    _check(
+        "grid",
+        grid,
+        bool(isinstance(grid, (int, np.integer)) and grid >= 8 and grid % 2 == 0),
+        "use an even integer >= 8",
+    )
+    _check(
+        "size",
+        size,
+        bool(isinstance(size, (int, np.integer)) and size >= 2 and size % 2 == 0),
+        "use an even integer >= 2",
+    )
     for nm in ("viscosity", "interval", "cfl", "max_dt"):
         _check(nm, kw[nm], isinstance(kw[nm], (int, float)) and kw[nm] > 0, "use a positive number")
     _check("spinup", kw["spinup"], kw["spinup"] >= 0, "use a number >= 0")
     _check("drag", kw["drag"], kw["drag"] >= 0, "use a number >= 0")
     kf = kw["forcing_wavenumber"]
-    _check("forcing_wavenumber", kf, isinstance(kf, (int, np.integer)) and 1 <= kf < grid / 3,
-           f"use an integer from 1 to below grid/3 = {grid / 3:.3g} (resolved by the solver)")
+    _check(
+        "forcing_wavenumber",
+        kf,
+        isinstance(kf, (int, np.integer)) and 1 <= kf < grid / 3,
+        f"use an integer from 1 to below grid/3 = {grid / 3:.3g} (resolved by the solver)",
+    )
 
 
 def _stream_seed(seed: int, stream: int) -> int:
@@ -423,10 +445,22 @@ def kolmogorov_flow(
         return _resample(w_hat, grid, size)
 
     data, times, info = _run(
-        n_snapshots=n_snapshots, n_trajectories=n_trajectories, grid=grid, viscosity=viscosity,
-        drag=drag, forcing_wavenumber=forcing_wavenumber, forcing_amplitude=forcing_amplitude,
-        spinup=spinup, interval=interval, cfl=cfl, max_dt=max_dt,
-        seed=_stream_seed(seed, 0), device=device, dtype=dtype, dealias=True, scheme="ifrk4",
+        n_snapshots=n_snapshots,
+        n_trajectories=n_trajectories,
+        grid=grid,
+        viscosity=viscosity,
+        drag=drag,
+        forcing_wavenumber=forcing_wavenumber,
+        forcing_amplitude=forcing_amplitude,
+        spinup=spinup,
+        interval=interval,
+        cfl=cfl,
+        max_dt=max_dt,
+        seed=_stream_seed(seed, 0),
+        device=device,
+        dtype=dtype,
+        dealias=True,
+        scheme="ifrk4",
         output=output,
     )
     solver = (
@@ -515,10 +549,22 @@ def kolmogorov_flow_lowfi(
         return w.reshape(*w.shape[:-2], size, f, size, f).mean(dim=(-3, -1))
 
     data, times, info = _run(
-        n_snapshots=n_snapshots, n_trajectories=n_trajectories, grid=grid, viscosity=viscosity,
-        drag=drag, forcing_wavenumber=forcing_wavenumber, forcing_amplitude=forcing_amplitude,
-        spinup=spinup, interval=interval, cfl=cfl, max_dt=max_dt,
-        seed=_stream_seed(seed, 1), device=device, dtype=dtype, dealias=False, scheme="euler",
+        n_snapshots=n_snapshots,
+        n_trajectories=n_trajectories,
+        grid=grid,
+        viscosity=viscosity,
+        drag=drag,
+        forcing_wavenumber=forcing_wavenumber,
+        forcing_amplitude=forcing_amplitude,
+        spinup=spinup,
+        interval=interval,
+        cfl=cfl,
+        max_dt=max_dt,
+        seed=_stream_seed(seed, 1),
+        device=device,
+        dtype=dtype,
+        dealias=False,
+        scheme="euler",
         output=output,
     )
     solver = (
@@ -572,8 +618,12 @@ def kolmogorov_dataset(
     True
     """
     for nm, v in (("n_fine", n_fine), ("n_coarse", n_coarse), ("n_trajectories", n_trajectories)):
-        _check(nm, v, isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1,
-               "use a positive integer")
+        _check(
+            nm,
+            v,
+            bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1),
+            "use a positive integer",
+        )
     tf = min(n_trajectories, n_fine)
     tc = min(n_trajectories, n_coarse)
     fine = kolmogorov_flow(math.ceil(n_fine / tf), n_trajectories=tf, seed=seed, device=device)

@@ -137,8 +137,12 @@ def fetch_data(name: str) -> Path:
     from ..models.registry import cache_dir, download
 
     return download(
-        name, sha, url=url if url.endswith("/") else url + "/", path=cache_dir() / "data",
-        what=f"data file {name!r}", offline=_help()[0].upper() + _help()[1:] + ".",
+        name,
+        sha,
+        url=url if url.endswith("/") else url + "/",
+        path=cache_dir() / "data",
+        what=f"data file {name!r}",
+        offline=_help()[0].upper() + _help()[1:] + ".",
         fix="Fix the server, or use a local mirror (XDOWNSCALE_DATA_DIR)",
     )
 

@@ -58,10 +58,21 @@ def power_law_field(
     field = np.fft.ifft2(np.fft.fft2(noise) * gain).real
     dims = ("y", "x") if len(shape) == 2 else ("sample", "y", "x")
     coords = {
-        "y": ("y", (np.arange(ny) + 0.5) * spacing, {"units": units, "axis": "Y",
-                                                      "standard_name": "projection_y_coordinate"}),
-        "x": ("x", (np.arange(nx) + 0.5) * spacing, {"units": units, "axis": "X",
-                                                      "standard_name": "projection_x_coordinate"}),
+        "y": (
+            "y",
+            (np.arange(ny) + 0.5) * spacing,
+            {"units": units, "axis": "Y", "standard_name": "projection_y_coordinate"},
+        ),
+        "x": (
+            "x",
+            (np.arange(nx) + 0.5) * spacing,
+            {"units": units, "axis": "X", "standard_name": "projection_x_coordinate"},
+        ),
     }
-    return xr.DataArray(field, dims=dims, coords=coords, name="field",
-                        attrs={"long_name": f"Gaussian field with PSD {amplitude}^2 k^{slope}"})
+    return xr.DataArray(
+        field,
+        dims=dims,
+        coords=coords,
+        name="field",
+        attrs={"long_name": f"Gaussian field with PSD {amplitude}^2 k^{slope}"},
+    )

@@ -18,9 +18,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .registry import DEFAULT_MODEL, base_url, cache_dir, fetch, fetch_all, list_models
-
 from .card import ModelCard
+from .registry import DEFAULT_MODEL, base_url, cache_dir, fetch, fetch_all, list_models
 
 if TYPE_CHECKING:
     from ..nn.model import DownscalingModel

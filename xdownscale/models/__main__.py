@@ -7,7 +7,7 @@ from ..cli import main as _cli_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``list`` and ``describe [NAME]`` as ``xdownscale models``; ``fetch`` as ``xdownscale fetch``."""
+    """``list`` / ``describe [NAME]`` as ``xdownscale models``; ``fetch`` as in the CLI."""
     argv = list(argv or [])
     if argv and argv[0] in ("list", "describe"):
         return _cli_main(["models", *argv])

@@ -175,7 +175,9 @@ class ModelCard:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"the model card is not valid JSON ({err}); the file is corrupt") from err
+            raise ValueError(
+                f"the model card is not valid JSON ({err}); the file is corrupt"
+            ) from err
         if not isinstance(d, dict):
             raise ValueError(f"the model card must be a JSON object, got {type(d).__name__}")
         return cls.from_dict(d)
@@ -227,8 +229,10 @@ class ModelCard:
                 return "[" + ", ".join(fmt(x) for x in v) + "]"
             return str(v)
 
-        tr = "identity" if self.transform == "identity" else (
-            f"log(x + {self.log_eps:g}) - log({self.log_eps:g})"
+        tr = (
+            "identity"
+            if self.transform == "identity"
+            else (f"log(x + {self.log_eps:g}) - log({self.log_eps:g})")
         )
         if self.scale_min is not None:
             tr += f", then [{self.scale_min:.4g}, {self.scale_max:.4g}] -> [-1, 1]"
@@ -237,11 +241,17 @@ class ModelCard:
             ("units", str(self.units or "-")),
             ("transform", tr),
             ("parameterisation", str(self.parameterisation)),
-            ("sigma_data / min / max", " / ".join(
-                "-" if v is None else f"{v:g}" for v in (self.sigma_data, self.sigma_min, self.sigma_max)
-            )),
-            ("pixel size", f"{self.pixel_size:g} {self.pixel_units or ''}".strip()
-             if self.pixel_size else "-"),
+            (
+                "sigma_data / min / max",
+                " / ".join(
+                    "-" if v is None else f"{v:g}"
+                    for v in (self.sigma_data, self.sigma_min, self.sigma_max)
+                ),
+            ),
+            (
+                "pixel size",
+                f"{self.pixel_size:g} {self.pixel_units or ''}".strip() if self.pixel_size else "-",
+            ),
             ("factors", ", ".join(str(f) for f in self.factors) or "any"),
             ("target spectrum", f"{len(self.target_psd)} rings" if self.target_psd else "none"),
             ("network", fmt(self.network)),
@@ -263,7 +273,10 @@ class ModelCard:
         head = f"<b>{esc(self.name)}</b>" + (f" v{esc(str(self.version))}" if self.version else "")
         desc = f"<p>{esc(self.description)}</p>" if self.description else ""
         body = "".join(
-            f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(v)}</td></tr>"
+            f"<tr><th style='text-align:left'>{esc(k)}</th>"
+            f"<td style='text-align:left'>{esc(v)}</td></tr>"
             for k, v in self._rows()
         )
-        return f"<div class='xdownscale-card'><p>ModelCard {head}</p>{desc}<table>{body}</table></div>"
+        return (
+            f"<div class='xdownscale-card'><p>ModelCard {head}</p>{desc}<table>{body}</table></div>"
+        )

@@ -91,7 +91,12 @@ def build_denoiser(card: ModelCard) -> torch.nn.Module:
             f"{sorted(_NETWORKS)} — the file was written by another program or a newer xdownscale"
         )
     wrapper = _WRAPPERS.get(str(card.parameterisation))
-    if wrapper is None or card.sigma_data is None or card.sigma_min is None or card.sigma_max is None:
+    if (
+        wrapper is None
+        or card.sigma_data is None
+        or card.sigma_min is None
+        or card.sigma_max is None
+    ):
         raise ValueError(
             f"model card {card.name!r} must give parameterisation ('edm' or 'consistency'), "
             f"sigma_data, sigma_min and sigma_max; got {card.parameterisation!r}, "
@@ -133,7 +138,9 @@ class BoundedDenoiser(torch.nn.Module):
 
     @property
     def net(self) -> torch.nn.Module:
-        return self.inner.net
+        net = self.inner.net
+        assert isinstance(net, torch.nn.Module)
+        return net
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         return self.inner(x, sigma).clamp(self.low, self.high)
@@ -162,7 +169,10 @@ def _refuse_package_dir(path: Path) -> None:
 
 
 def save(
-    model: DownscalingModel, path: str | os.PathLike, *, overwrite: bool = False,
+    model: DownscalingModel,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
     _allow_package: bool = False,
 ) -> str:
     """Write ``model`` (state dict and card) to one weight file; return its sha256.
@@ -201,16 +211,22 @@ def save(
     card = ModelCard.from_dict(d)
     # the card must describe the network exactly: rebuild and compare the state-dict keys
     den = model.denoiser.inner if isinstance(model.denoiser, BoundedDenoiser) else model.denoiser
-    state = {k: v.detach().to("cpu", torch.float32).contiguous().clone()
-             for k, v in den.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous().clone()
+        for k, v in den.state_dict().items()
+    }
     rebuilt = build_denoiser(card).state_dict()
     if set(rebuilt) != set(state) or any(rebuilt[k].shape != state[k].shape for k in state):
         raise ValueError(
             f"the network described by the card of {card.name!r} does not match the model's "
             "weights; set card.extra['network'] = {'class': 'UNet', 'config': net.config}"
         )
-    blob = {"format": FORMAT, "format_version": FORMAT_VERSION, "card": card.to_json(),
-            "state_dict": state}
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "card": card.to_json(),
+        "state_dict": state,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
     try:
@@ -235,7 +251,8 @@ def _load_bytes(data: bytes, where: str) -> dict[str, Any]:
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise ValueError(
-            f"{where} is corrupt or not an xdownscale weight file ({str(err).splitlines()[0][:200]}); "
+            f"{where} is corrupt or not an xdownscale weight file "
+            f"({str(err).splitlines()[0][:200]}); "
             "delete it and fetch it again (xdownscale.models.fetch(name))"
         ) from err
     bad = (

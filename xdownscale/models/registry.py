@@ -94,7 +94,10 @@ def _retries() -> int:
     except ValueError:
         n = -1
     if n < 0:
-        raise ValueError(f"XDOWNSCALE_RETRIES={value!r} must be an integer >= 0, e.g. export XDOWNSCALE_RETRIES=2")
+        raise ValueError(
+            f"XDOWNSCALE_RETRIES={value!r} must be an integer >= 0, e.g. "
+            "export XDOWNSCALE_RETRIES=2"
+        )
     return n
 
 
@@ -168,14 +171,20 @@ def fetch(name: str) -> Path:
             )
         return path
     return download(
-        entry.file, entry.sha256, url=base_url(), path=cache_dir(), what=f"model {name!r}",
+        entry.file,
+        entry.sha256,
+        url=base_url(),
+        path=cache_dir(),
+        what=f"model {name!r}",
         offline=_offline_help(entry),
         fix="The server or mirror (XDOWNSCALE_BASE_URL) serves a corrupt or different file: fix "
         "the mirror, or unset XDOWNSCALE_BASE_URL",
     )
 
 
-def download(file: str, sha256: str, *, url: str, path: Path, what: str, offline: str, fix: str) -> Path:
+def download(
+    file: str, sha256: str, *, url: str, path: Path, what: str, offline: str, fix: str
+) -> Path:
     """Fetch ``file`` from ``url`` into ``path`` with pooch, hash-checked, with clear errors.
 
     Shared by the model and data registries: retries (``XDOWNSCALE_RETRIES``), a progress bar

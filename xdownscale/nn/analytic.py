@@ -62,7 +62,8 @@ class GaussianDenoiser(nn.Module):
         super().__init__()
         if parameterisation not in ("edm", "consistency"):
             raise ValueError(
-                f"parameterisation={parameterisation!r} is not supported; use 'edm' or 'consistency'"
+                f"parameterisation={parameterisation!r} is not supported; use 'edm' or "
+                "'consistency'"
             )
         mean = torch.as_tensor(np.asarray(mean), dtype=torch.float64)
         cov = torch.as_tensor(np.asarray(cov), dtype=torch.float64)
@@ -80,6 +81,10 @@ class GaussianDenoiser(nn.Module):
         self.sigma_min = float(sigma_min)
         self.sigma_max = float(sigma_max)
         self.sigma_data = float(lam.clamp_min(0.0).mean().sqrt())
+
+    mean: torch.Tensor
+    lam: torch.Tensor
+    vec: torch.Tensor
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         s2 = as_sigma(sigma, x).to(torch.float64).reshape(-1, 1) ** 2

@@ -50,13 +50,14 @@ class DownscalingModel:
     Examples
     --------
     >>> from xdownscale.nn import ConsistencyModel, UNet
-    >>> m = DownscalingModel(ConsistencyModel(UNet(channels=(8,), attention=False)), {"name": "tiny"})
+    >>> net = UNet(channels=(8,), attention=False)
+    >>> m = DownscalingModel(ConsistencyModel(net), {"name": "tiny"})
     >>> m.card.name, m.parameterisation, m.sigma_data
     ('tiny', 'consistency', 0.5)
     """
 
     denoiser: nn.Module
-    card: ModelCard | dict = field(default_factory=ModelCard)
+    card: ModelCard = field(default_factory=ModelCard)  # a dict is turned into a card
     token: str = field(init=False)
     source: str | None = field(default=None, kw_only=True)
 
@@ -67,7 +68,7 @@ class DownscalingModel:
                 "a raw network with xdownscale.nn.EDMDenoiser(net) or ConsistencyModel(net)"
             )
         if isinstance(self.card, dict):
-            self.card = ModelCard.from_dict(self.card)
+            self.card = ModelCard.from_dict(self.card)  # type: ignore[unreachable]
         if not isinstance(self.card, ModelCard):
             raise TypeError(f"card must be a ModelCard or a dict, got {type(self.card).__name__}")
         for name in ("parameterisation", "sigma_data", "sigma_min", "sigma_max"):

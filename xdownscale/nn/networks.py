@@ -23,7 +23,11 @@ def _groups(channels: int, groups: int) -> int:
 
 
 def _pad(
-    x: torch.Tensor, py: tuple[int, int], px: tuple[int, int], periodic_x: bool, periodic_y: bool = False
+    x: torch.Tensor,
+    py: tuple[int, int],
+    px: tuple[int, int],
+    periodic_x: bool,
+    periodic_y: bool = False,
 ) -> torch.Tensor:
     """Pad each axis circularly (periodic) or by reflection; replicate if too small."""
 
@@ -50,7 +54,8 @@ class Linear(nn.Linear):
 
 class Conv1x1(nn.Conv2d):
     """1x1 convolution as a per-sample matrix product (same reason as :class:`Linear`: the
-    fused kernel's blocking depends on the batch size); state dict as ``nn.Conv2d(cin, cout, 1)``."""
+    fused kernel's blocking depends on the batch size); state dict as
+    ``nn.Conv2d(cin, cout, 1)``."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(cin, cout, 1)
@@ -58,11 +63,13 @@ class Conv1x1(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         out = self.weight[:, :, 0, 0].to(x.dtype) @ x.reshape(b, c, h * w)
+        assert self.bias is not None  # always built with a bias
         return (out + self.bias.to(x.dtype)[:, None]).reshape(b, -1, h, w)
 
 
 class Conv3x3(nn.Module):
-    """3x3 convolution with explicit boundary handling: circular along periodic axes, else reflect."""
+    """3x3 convolution with explicit boundary padding: circular along periodic axes, else
+    reflection."""
 
     def __init__(self, cin: int, cout: int, periodic_x: bool, periodic_y: bool = False) -> None:
         super().__init__()
@@ -75,7 +82,7 @@ class Conv3x3(nn.Module):
 
 
 class NoiseEmbedding(nn.Module):
-    """Sinusoidal embedding of ``c_noise`` followed by a two-layer MLP (EDM ``PositionalEmbedding``)."""
+    """Sinusoidal embedding of ``c_noise`` and a two-layer MLP (EDM ``PositionalEmbedding``)."""
 
     def __init__(self, channels: int, emb_channels: int, max_positions: int = 10_000) -> None:
         super().__init__()
@@ -86,17 +93,27 @@ class NoiseEmbedding(nn.Module):
             Linear(2 * half, emb_channels), nn.SiLU(), Linear(emb_channels, emb_channels)
         )
 
+    freqs: torch.Tensor
+
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         arg = c_noise.float()[:, None] * self.freqs[None, :]
         emb = torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)
-        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+        first = self.mlp[0]
+        assert isinstance(first, nn.Linear)
+        return self.mlp(emb.to(first.weight.dtype))
 
 
 class ResBlock(nn.Module):
     """GroupNorm -> SiLU -> conv, plus the noise embedding, twice; residual connection."""
 
     def __init__(
-        self, cin: int, cout: int, emb_channels: int, groups: int, periodic_x: bool, dropout: float,
+        self,
+        cin: int,
+        cout: int,
+        emb_channels: int,
+        groups: int,
+        periodic_x: bool,
+        dropout: float,
         periodic_y: bool = False,
     ) -> None:
         super().__init__()
@@ -228,8 +245,11 @@ class UNet(nn.Module):
         emb_ch = 4 * channels[0]
         self.embed = NoiseEmbedding(channels[0], emb_ch)
         self.conv_in = Conv3x3(in_channels, channels[0], periodic_x, periodic_y)
-        blk = dict(
-            emb_channels=emb_ch, groups=groups, periodic_x=periodic_x, dropout=dropout,
+        blk: dict[str, Any] = dict(
+            emb_channels=emb_ch,
+            groups=groups,
+            periodic_x=periodic_x,
+            dropout=dropout,
             periodic_y=periodic_y,
         )
         self.enc = nn.ModuleList()
@@ -263,7 +283,7 @@ class UNet(nn.Module):
         return extra // 2, extra - extra // 2
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-        """Apply the network to ``x`` of shape ``(B, C, H, W)`` with noise input ``c_noise`` ``(B,)``."""
+        """Apply the network to ``x`` ``(B, C, H, W)`` with the noise input ``c_noise`` ``(B,)``."""
         if x.ndim != 4:
             raise ValueError(f"expected x of shape (batch, channels, y, x), got {tuple(x.shape)}")
         ny, nx = x.shape[-2:]
@@ -276,7 +296,7 @@ class UNet(nn.Module):
         h = self.conv_in(h)
         skips = []
         for i, level in enumerate(self.enc):
-            for block in level:
+            for block in level:  # type: ignore[attr-defined]
                 h = block(h, emb, index)
             skips.append(h)
             if i < len(self.enc) - 1:

@@ -1,4 +1,6 @@
-"""The torch core of :func:`xdownscale.sample` and :func:`xdownscale.ensemble`: arrays in, arrays out.
+"""The torch core of :func:`xdownscale.sample` and :func:`xdownscale.ensemble`.
+
+Arrays in, arrays out.
 
 One block of coarse-input-sized fields already on the model grid (upsampled and low-passed by
 the xarray wrapper) goes through: the model's transform, NaN filled with each field's mean,
@@ -125,7 +127,10 @@ def _batches(plan: SamplingPlan, x: np.ndarray, y: np.ndarray | None, loc: Seque
     yflat = None
     if y is not None:
         yflat = np.asarray(y, dtype=np.float32).reshape(n_samples, 1, *y.shape[-2:])
-    index = np.stack(np.unravel_index(np.arange(n_samples), lead), axis=1) + np.asarray(loc, int)
+    index = np.zeros((n_samples, len(lead)), dtype=int)  # a single 2-D field: no position
+    if lead:
+        index = np.stack(np.unravel_index(np.arange(n_samples), lead), axis=1)
+    index += np.asarray(loc, int)
     pairs = [(int(m), s) for m in members for s in range(n_samples)]
     with DEVICE_LOCKS[str(device)]:
         for start in range(0, len(pairs), plan.batch_size):
@@ -258,8 +263,8 @@ def ensemble_statistics(
                 store[int(m), ss] = v.float()
     valid = torch.isfinite(acc["mean"])
     out = []
-    qs = [q for k, q in stats if k == "quantile"]
-    qvals = _quantiles(store, qs) if qs else []
+    qs = [float(q) for k, q in stats if k == "quantile" and q is not None]
+    qvals = _quantiles(store, qs) if store is not None and qs else []
     for k, t in stats:
         if k == "mean":
             v = acc["mean"]
@@ -272,7 +277,7 @@ def ensemble_statistics(
         elif k == "exceedance":
             v = acc["exc"][t] / n
         else:
-            v = qvals[qs.index(t)]
+            v = qvals[qs.index(float(t))]  # type: ignore[arg-type]
         out.append(torch.where(valid, v.double(), torch.nan).float().cpu().numpy())
     return np.stack(out).reshape(len(stats), *x.shape)
 

@@ -3,7 +3,7 @@
 Both wrappers share the call ``model(x, sigma) -> x_hat`` (``x`` of shape ``(B, C, H, W)``,
 ``sigma`` a number or a ``(B,)`` tensor) and expose ``parameterisation``, ``sigma_data``,
 ``sigma_min`` and ``sigma_max``, which the samplers and :mod:`xdownscale.sampling` read.
-METHODS.md section 5; Karras et al. (2022) and Song et al. (2023).
+Karras et al. (2022), arXiv:2206.00364, and Song et al. (2023), arXiv:2303.01469.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class EDMDenoiser(_Preconditioned):
     -----
     ``c_skip = sd^2/(sigma^2 + sd^2)``, ``c_out = sigma sd / sqrt(sigma^2 + sd^2)``,
     ``c_in = 1/sqrt(sigma^2 + sd^2)``, ``c_noise = ln(sigma)/4`` with ``sd = sigma_data``
-    (METHODS.md section 5). Trained with the weight ``(sigma^2 + sd^2)/(sigma sd)^2`` it
+    (Karras et al. 2022, Table 1). Trained with the weight ``(sigma^2 + sd^2)/(sigma sd)^2`` it
     estimates ``E[x_0 | x_0 + sigma n = x]``.
 
     Examples
@@ -117,7 +117,7 @@ class EDMDenoiser(_Preconditioned):
 
 
 class ConsistencyModel(_Preconditioned):
-    """Consistency function ``f(x, t) = c_skip(t) x + c_out(t) F(c_in x, c_noise)`` [Song et al. 2023].
+    """Consistency function ``f(x, t) = c_skip(t) x + c_out(t) F(c_in x, c_noise)`` [CM23].
 
     Parameters
     ----------
@@ -134,7 +134,7 @@ class ConsistencyModel(_Preconditioned):
     -----
     ``c_skip = sd^2/((t - eps)^2 + sd^2)``, ``c_out = sd (t - eps)/sqrt(sd^2 + t^2)`` (so that
     ``f(x, eps) = x`` exactly), with EDM's ``c_in = 1/sqrt(t^2 + sd^2)`` and
-    ``c_noise = ln(t)/4``; ``sigma(t) = t`` (METHODS.md section 5).
+    ``c_noise = ln(t)/4``; ``sigma(t) = t`` (Song et al. 2023, appendix C).
 
     Examples
     --------

@@ -75,9 +75,7 @@ def _as_list(sigmas) -> list[float]:
     return s
 
 
-def sigmas_karras(
-    n: int, sigma_min: float, sigma_max: float, rho: float = 7.0
-) -> torch.Tensor:
+def sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
     """EDM noise levels ``(smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho``, then 0.
 
     Examples
@@ -86,7 +84,9 @@ def sigmas_karras(
     [80.0, 2.515, 0.002, 0.0]
     """
     if n < 1 or not 0 < sigma_min <= sigma_max:
-        raise ValueError(f"need n >= 1 and 0 < sigma_min <= sigma_max, got {n}, {sigma_min}, {sigma_max}")
+        raise ValueError(
+            f"need n >= 1 and 0 < sigma_min <= sigma_max, got {n}, {sigma_min}, {sigma_max}"
+        )
     i = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
     s = (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     return torch.cat([s, s.new_zeros(1)])
@@ -101,7 +101,9 @@ def sigmas_geometric(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor
     [1.0, 0.1, 0.01, 0.0]
     """
     if n < 1 or not 0 < sigma_min <= sigma_max:
-        raise ValueError(f"need n >= 1 and 0 < sigma_min <= sigma_max, got {n}, {sigma_min}, {sigma_max}")
+        raise ValueError(
+            f"need n >= 1 and 0 < sigma_min <= sigma_max, got {n}, {sigma_min}, {sigma_max}"
+        )
     i = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
     s = sigma_max * (sigma_min / sigma_max) ** i
     return torch.cat([s, s.new_zeros(1)])
@@ -182,7 +184,9 @@ def conserve(
         c, shift = correction(xf)
         if shift is not None:  # blocks that need the additive fallback are left to the exact step
             c = torch.where(shift != 0, 1, c)
-        c = torch.nn.functional.interpolate(c, scale_factor=factor, mode="bilinear", align_corners=False)
+        c = torch.nn.functional.interpolate(
+            c, scale_factor=factor, mode="bilinear", align_corners=False
+        )
         c = torch.where(finite, c, 0 if mode == "additive" else 1)
         xf = xf + c if mode == "additive" else xf * c
     c, shift = correction(xf)
@@ -209,7 +213,9 @@ def sample_consistency(
     generator: Generator = None,
     callback: Callback = None,
 ) -> torch.Tensor:
-    """Multistep consistency sampling [Song et al. 2023, Alg. 1]: ``x <- f(x, tau_n)``, then ``x <- x + sqrt(tau_{n+1}^2 - eps^2) z``.
+    """Multistep consistency sampling [Song et al. 2023, Alg. 1].
+
+    ``x <- f(x, tau_n)``, then ``x <- x + sqrt(tau_{n+1}^2 - eps^2) z`` for the next level.
 
     Parameters
     ----------
@@ -262,7 +268,10 @@ def sample_heun(
     generator: Generator = None,
     callback: Callback = None,
 ) -> torch.Tensor:
-    """EDM Heun ODE solver [Karras et al. 2022, Alg. 1]: ``d_i = (x_i - D(x_i; sigma_i))/sigma_i``, trapezoidal correction unless ``sigma_{i+1} = 0``.
+    """EDM Heun ODE solver [Karras et al. 2022, Alg. 1].
+
+    ``d_i = (x_i - D(x_i; sigma_i))/sigma_i``, an Euler step, and the trapezoidal correction
+    unless ``sigma_{i+1} = 0``.
 
     Deterministic (``generator`` is accepted for the shared signature and unused);
     ``2 N - 1`` evaluations for ``N`` positive levels followed by 0.
@@ -306,7 +315,10 @@ def sample_euler_maruyama(
     generator: Generator = None,
     callback: Callback = None,
 ) -> torch.Tensor:
-    """Euler–Maruyama on the reverse VE SDE [Song et al. 2021]: ``x <- x + (sigma_i^2 - sigma_{i+1}^2) s(x) + sqrt(sigma_i^2 - sigma_{i+1}^2) z``, ``s(x) = (D(x; sigma_i) - x)/sigma_i^2``.
+    """Euler–Maruyama on the reverse VE SDE [Song et al. 2021].
+
+    ``x <- x + (sigma_i^2 - sigma_{i+1}^2) s(x) + sqrt(sigma_i^2 - sigma_{i+1}^2) z`` with the
+    score ``s(x) = (D(x; sigma_i) - x)/sigma_i^2``.
 
     The step to ``sigma = 0`` is the denoised mean ``D(x; sigma_N)`` (no noise). With
     :func:`sigmas_geometric` from 0.01 to 500 and 500 steps this is the SDE baseline of
@@ -318,7 +330,8 @@ def sample_euler_maruyama(
     >>> from xdownscale.nn.analytic import GaussianDenoiser
     >>> d = GaussianDenoiser(torch.zeros(1, 1, 1), torch.eye(1))
     >>> g = torch.Generator().manual_seed(0)
-    >>> sample_euler_maruyama(d, torch.zeros(4, 1, 1, 1), sigmas_geometric(50, 0.01, 1.0), generator=g).shape
+    >>> sigmas = sigmas_geometric(50, 0.01, 1.0)
+    >>> sample_euler_maruyama(d, torch.zeros(4, 1, 1, 1), sigmas, generator=g).shape
     torch.Size([4, 1, 1, 1])
     """
     s = _as_list(sigmas)
@@ -341,7 +354,10 @@ def sample_conditional(
     generator: Generator = None,
     callback: Callback = None,
 ) -> torch.Tensor:
-    """Reverse SDE conditioned on ``C' x = y'`` [Wan et al. 2023]: ``x_hat = D(x_t) - (gamma/rho) grad_{x_t} ||C' D(x_t) - y'||^2``, then ``x_hat <- x_hat + U(y' - C' x_hat)``, then an Euler–Maruyama step with ``x_hat``.
+    """Reverse SDE conditioned on ``C' x = y'`` [Wan et al. 2023].
+
+    ``x_hat = D(x_t) - (gamma/rho) grad_{x_t} ||C' D(x_t) - y'||^2``, then the projection
+    ``x_hat <- x_hat + U(y' - C' x_hat)``, then an Euler–Maruyama step with ``x_hat``.
 
     Parameters
     ----------

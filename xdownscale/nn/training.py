@@ -46,7 +46,15 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "xdownscale-checkpoint"
 # options that may change between sittings without invalidating a checkpoint
-_RESUMABLE = {"steps", "checkpoint_every", "log_every", "time_limit", "progress", "device", "precision"}
+_RESUMABLE = {
+    "steps",
+    "checkpoint_every",
+    "log_every",
+    "time_limit",
+    "progress",
+    "device",
+    "precision",
+}
 
 
 @dataclass
@@ -202,7 +210,9 @@ class CropSampler:
             got += 1
         x = torch.from_numpy(out)
         mask = torch.isfinite(x)
-        fill = torch.where(mask, x, 0).sum((-2, -1), keepdim=True) / mask.sum((-2, -1), keepdim=True)
+        fill = torch.where(mask, x, 0).sum((-2, -1), keepdim=True) / mask.sum(
+            (-2, -1), keepdim=True
+        )
         return torch.where(mask, x, fill), mask.float()
 
 
@@ -251,8 +261,16 @@ def ict_loss(den, x, mask, gen, cfg: TrainConfig, step: int) -> torch.Tensor:
 
 def build_network(cfg: TrainConfig) -> torch.nn.Module:
     """The untrained denoiser (UNet in its preconditioning wrapper) that ``cfg`` describes."""
-    net = UNet(1, 1, cfg.channels, num_res_blocks=cfg.num_res_blocks, attention=cfg.attention,
-               periodic_x=cfg.periodic_x, periodic_y=cfg.periodic_y, dropout=cfg.dropout)
+    net = UNet(
+        1,
+        1,
+        cfg.channels,
+        num_res_blocks=cfg.num_res_blocks,
+        attention=cfg.attention,
+        periodic_x=cfg.periodic_x,
+        periodic_y=cfg.periodic_y,
+        dropout=cfg.dropout,
+    )
     wrapper = EDMDenoiser if cfg.kind == "edm" else ConsistencyModel
     return wrapper(net, sigma_data=cfg.sigma_data, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
 
@@ -278,7 +296,9 @@ def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
             "it to start afresh, or pass resume=False"
         ) from err
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not an xdownscale training checkpoint; pass another checkpoint=")
+        raise ValueError(
+            f"{str(path)!r} is not an xdownscale training checkpoint; pass another checkpoint="
+        )
     # options added to TrainConfig after the checkpoint was written count as their defaults
     saved = {**TrainConfig().identity(), **json.loads(ck["config"])}
     now = cfg.identity()
@@ -300,7 +320,9 @@ class _Progress:
             try:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.kind}", unit="step")
+                self.bar = tqdm(
+                    total=cfg.steps, initial=start, desc=f"train {cfg.kind}", unit="step"
+                )
             except ImportError:
                 pass
 
@@ -309,7 +331,9 @@ class _Progress:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4g}", samples_s=f"{rate:.1f}", refresh=False)
         elif self.cfg.progress and (step % self.cfg.log_every == 0 or step == self.cfg.steps):
-            print(f"step {step}/{self.cfg.steps}  loss {loss:.4g}  {rate:.1f} samples/s", flush=True)
+            print(
+                f"step {step}/{self.cfg.steps}  loss {loss:.4g}  {rate:.1f} samples/s", flush=True
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -336,9 +360,13 @@ def fit(
     device = resolve_device(cfg.device)
     precision = cfg.precision
     if precision == "auto":
-        precision = "bfloat16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        precision = (
+            "bfloat16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        )
     if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision={cfg.precision!r} is not supported; use 'auto', 'float32' or 'bfloat16'")
+        raise ValueError(
+            f"precision={cfg.precision!r} is not supported; use 'auto', 'float32' or 'bfloat16'"
+        )
     sampler = CropSampler(fields, cfg.crop, cfg.min_valid, cfg.flips)
     torch.manual_seed(cfg.seed)  # dropout, if any
     den = build_network(cfg)
@@ -366,13 +394,21 @@ def fit(
     def write_checkpoint(step: int, elapsed: float) -> None:
         if ck_path is None:
             return
-        _save_checkpoint(ck_path, {
-            "format": CHECKPOINT_FORMAT, "config": json.dumps(cfg.identity(), sort_keys=True),
-            "step": step, "model": den.state_dict(), "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(), "generator": gen.get_state(),
-            "torch_rng": torch.get_rng_state(), "losses": torch.tensor(losses, dtype=torch.float64),
-            "seconds": elapsed,
-        })
+        _save_checkpoint(
+            ck_path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": json.dumps(cfg.identity(), sort_keys=True),
+                "step": step,
+                "model": den.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "losses": torch.tensor(losses, dtype=torch.float64),
+                "seconds": elapsed,
+            },
+        )
 
     progress = _Progress(cfg, start)
     t0 = time.perf_counter()
@@ -409,7 +445,9 @@ def fit(
             step += 1
             losses.append(float(loss.detach()))
             now = time.perf_counter()
-            progress.update(step, float(np.mean(losses[-cfg.log_every:])), cfg.batch_size / (now - tick))
+            progress.update(
+                step, float(np.mean(losses[-cfg.log_every :])), cfg.batch_size / (now - tick)
+            )
             if on_step is not None:
                 on_step(step, float(loss))
             if now - last_ck > cfg.checkpoint_every:
@@ -423,5 +461,13 @@ def fit(
     write_checkpoint(step, elapsed)
     out = copy.deepcopy(ema).to("cpu").eval()
     raw = copy.deepcopy(den).to("cpu").eval()
-    return TrainState(out, raw, step, np.asarray(losses), elapsed, str(device), step >= cfg.steps,
-                      {"precision": precision})
+    return TrainState(
+        out,
+        raw,
+        step,
+        np.asarray(losses),
+        elapsed,
+        str(device),
+        step >= cfg.steps,
+        {"precision": precision},
+    )
