@@ -10,7 +10,9 @@ def test_history_line_is_prepended_and_attrs_are_copied():
     attrs = {"history": "old line", "units": "K"}
     out = add_history(attrs, "did a thing")
     first, second = out["history"].split("\n")
-    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ xdownscale {__version__}: did a thing", first)
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ xdownscale {__version__}: did a thing", first
+    )
     assert second == "old line" and out["units"] == "K"
     assert attrs["history"] == "old line"  # the input is not modified
 

@@ -17,7 +17,10 @@ def test_check_dataarray_refuses_other_types_with_the_fix():
     with pytest.raises(TypeError, match=r"ref must be an xarray.DataArray, got list; wrap it"):
         checks.check_dataarray([1.0], "ref")
     ds = xr.Dataset({"pr": ("x", [1.0]), "tas": ("x", [2.0])})
-    with pytest.raises(TypeError, match=r"sim is an xarray.Dataset \(variables \['pr', 'tas'\]\); pass one of its variables, e.g. sim\['pr'\]"):
+    with pytest.raises(
+        TypeError,
+        match=r"sim is an xarray.Dataset \(variables \['pr', 'tas'\]\); pass one of its variables, e.g. sim\['pr'\]",
+    ):
         checks.check_dataarray(ds, "sim")
     da = xr.DataArray([1.0])
     assert checks.check_dataarray(da, "da") is da
@@ -26,12 +29,16 @@ def test_check_dataarray_refuses_other_types_with_the_fix():
 @pytest.mark.parametrize("dtype", ["complex64", "complex128"])
 def test_complex_values_are_refused(dtype):
     da = xr.DataArray(np.ones(3, dtype=dtype))
-    with pytest.raises(TypeError, match=rf"da holds complex numbers \(dtype {dtype}\).*da.real or abs\(da\)"):
+    with pytest.raises(
+        TypeError, match=rf"da holds complex numbers \(dtype {dtype}\).*da.real or abs\(da\)"
+    ):
         checks.check_real(da, "da")
 
 
 def test_non_numbers_are_refused_and_ints_bools_accepted():
-    with pytest.raises(TypeError, match=r"da must hold real numbers, got dtype <U1; .*astype\('float32'\)"):
+    with pytest.raises(
+        TypeError, match=r"da must hold real numbers, got dtype <U1; .*astype\('float32'\)"
+    ):
         checks.check_real(xr.DataArray(["a"]), "da")
     checks.check_real(xr.DataArray([1, 2]), "da")
     checks.check_real(xr.DataArray([True]), "da")
@@ -39,7 +46,9 @@ def test_non_numbers_are_refused_and_ints_bools_accepted():
 
 def test_infinities_are_counted_eagerly():
     da = xr.DataArray([1.0, np.inf, -np.inf, np.nan])
-    with pytest.raises(ValueError, match=r"^da holds 2 infinite value\(s\) of 4; .*da.where\(np.isfinite\(da\)\)"):
+    with pytest.raises(
+        ValueError, match=r"^da holds 2 infinite value\(s\) of 4; .*da.where\(np.isfinite\(da\)\)"
+    ):
         checks.check_finite(da, "da")
     ok = xr.DataArray([1.0, np.nan])
     assert checks.check_finite(ok, "da") is ok  # NaN is a mask, not an error
@@ -72,7 +81,9 @@ def test_check_int():
 
 def test_check_choice_and_number():
     assert checks.check_choice(None, "taper", (None, "hann")) is None
-    with pytest.raises(ValueError, match=r"kind='x' is not supported; use one of \['a', 'b'\] \(hint\)"):
+    with pytest.raises(
+        ValueError, match=r"kind='x' is not supported; use one of \['a', 'b'\] \(hint\)"
+    ):
         checks.check_choice("x", "kind", ("a", "b"), "(hint)")
     with pytest.raises(ValueError, match=r"kind=\[1\] is not supported"):
         checks.check_choice([1], "kind", ("a",))  # unhashable: refused, not a crash
@@ -102,7 +113,9 @@ def test_auto_device_is_the_cpu_without_a_gpu(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "torch:cpu", ""])
 def test_unknown_device_names(bad):
-    with pytest.raises(ValueError, match=r"is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+    with pytest.raises(
+        ValueError, match=r"is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+    ):
         checks.resolve_device(bad)
     with pytest.raises(TypeError, match="device must be a string"):
         checks.resolve_device(1)
@@ -112,7 +125,10 @@ def test_memory_budget_and_its_error():
     assert memory_budget(1000) == 1000
     assert memory_budget(None, free=1000) == 800
     check_memory(100, "a thing", "fix it", max_memory=1000)
-    with pytest.raises(MemoryBudgetError, match=r"^a thing needs about 1.95 KiB, more than the 1000 bytes available; fix it$") as info:
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"^a thing needs about 1.95 KiB, more than the 1000 bytes available; fix it$",
+    ) as info:
         check_memory(2000, "a thing", "fix it", max_memory=1000)
     assert isinstance(info.value, MemoryError) and isinstance(info.value, ValueError)
     assert checks.MemoryBudgetError is MemoryBudgetError
@@ -136,7 +152,12 @@ def test_grid_info_of_a_projected_grid():
     )
     info = checks.grid_info(da)
     assert (info.y, info.x, info.dx, info.dy, info.units, info.spacing) == (
-        "y", "x", 1000.0, 1000.0, "m", 1000.0,
+        "y",
+        "x",
+        1000.0,
+        1000.0,
+        "m",
+        1000.0,
     )
     assert not info.periodic_x
 
@@ -147,5 +168,7 @@ def test_as_factor_and_require_whole():
     with pytest.raises(ValueError, match=r"factor must be a positive integer or a pair"):
         checks.as_factor(0)
     da = xr.DataArray(np.zeros((4, 4)), dims=("y", "x")).chunk(x=2)
-    with pytest.raises(ValueError, match=r"dim 'x' of da has 2 chunks; why — call da.chunk\(x=-1\)"):
+    with pytest.raises(
+        ValueError, match=r"dim 'x' of da has 2 chunks; why — call da.chunk\(x=-1\)"
+    ):
         checks.require_whole(da, ["y", "x"], "da", "why")

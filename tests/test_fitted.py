@@ -30,7 +30,9 @@ def test_same_verbs_and_argument_order(cls):
 def _series(rng, mu, n=500):
     t = pd.date_range("2000-01-01", periods=n)
     return xr.DataArray(
-        rng.normal(mu, 1.0, (n, 2, 3)), dims=("time", "y", "x"), coords={"time": t},
+        rng.normal(mu, 1.0, (n, 2, 3)),
+        dims=("time", "y", "x"),
+        coords={"time": t},
         attrs={"units": "K"},
     )
 
@@ -57,7 +59,9 @@ def test_state_round_trips_through_netcdf_and_zarr(cls, suffix, rng, tmp_path):
 def test_unfitted_objects_say_what_to_do(cls, rng):
     obj = cls()
     assert not obj.is_fitted and "(not fitted)" in repr(obj)
-    with pytest.raises(ValueError, match=rf"this {cls.__name__} is not fitted yet; call .fit\(ref, hist\)"):
+    with pytest.raises(
+        ValueError, match=rf"this {cls.__name__} is not fitted yet; call .fit\(ref, hist\)"
+    ):
         obj.apply(_series(rng, 0.0))
     with pytest.raises(ValueError, match="not fitted yet"):
         obj.save("x.nc")
@@ -65,7 +69,7 @@ def test_unfitted_objects_say_what_to_do(cls, rng):
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_a_state_of_the_other_kind_is_refused(cls, rng):
-    other = [c for c in CLASSES if c is not cls][0]
+    other = next(c for c in CLASSES if c is not cls)
     state = other().fit(_series(rng, 1.0), _series(rng, 0.0)).to_dataset()
     with pytest.raises(ValueError, match=rf"not a fitted {cls.__name__} state"):
         cls.from_dataset(state)

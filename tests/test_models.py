@@ -26,7 +26,6 @@ from xdownscale.models import registry
 from xdownscale.models.card import REQUIRED_EXTRA, ModelCard
 from xdownscale.nn import DownscalingModel, EDMDenoiser, UNet
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -11,8 +11,8 @@ import torch
 
 import xdownscale.models as zoo
 from xdownscale.models import io as zio
-from xdownscale.nn import model as nm
 from xdownscale.nn import DownscalingModel, GaussianDenoiser, ModelRef
+from xdownscale.nn import model as nm
 
 from .test_models import tiny_model
 
@@ -60,7 +60,9 @@ def test_a_file_that_changed_since_the_task_was_built_is_refused(tmp_path):
     zio.save(tiny_model(seed=0), path)
     ref = zoo.load(path).ref
     zio.save(tiny_model(seed=1), path, overwrite=True)
-    with pytest.raises(ValueError, match=r"sha256 of .*m.pt.* expected .*the file is corrupt or was replaced"):
+    with pytest.raises(
+        ValueError, match=r"sha256 of .*m.pt.* expected .*the file is corrupt or was replaced"
+    ):
         nm._load(ref)
 
 
@@ -71,9 +73,7 @@ def test_registry_model_of_another_version_is_refused():
 
 
 def test_memory_model_without_source_needs_registration():
-    m = DownscalingModel(
-        GaussianDenoiser(torch.zeros(1, 2, 2), torch.eye(4)), {"name": "g"}
-    )
+    m = DownscalingModel(GaussianDenoiser(torch.zeros(1, 2, 2), torch.eye(4)), {"name": "g"})
     with pytest.raises(LookupError, match=r"it was built in memory.*create the Client first"):
         nm.get_model(m.ref)
     nm.register_model(m)
@@ -85,7 +85,9 @@ def test_card_from_a_dict_and_contradictions():
     den = GaussianDenoiser(torch.zeros(1, 2, 2), torch.eye(4))
     m = DownscalingModel(den, {"name": "g", "flavour": "extra"})
     assert m.card.name == "g" and m.card.extra["flavour"] == "extra"
-    with pytest.raises(ValueError, match=r"card.sigma_max=5.0 contradicts the denoiser's sigma_max=80.0"):
+    with pytest.raises(
+        ValueError, match=r"card.sigma_max=5.0 contradicts the denoiser's sigma_max=80.0"
+    ):
         DownscalingModel(den, {"sigma_max": 5.0})
     with pytest.raises(TypeError, match=r"denoiser must be a torch.nn.Module"):
         DownscalingModel("not a module", {})  # type: ignore[arg-type]

@@ -22,8 +22,16 @@ def white():
 
 def _plan(model, **kw):
     base = dict(
-        model=model.ref, sampler="consistency", sigmas=(2.0,), sigma_star=2.0, seed=3,
-        batch_size=4, device="cpu", precision="float32", gamma=0.1, factor=1,
+        model=model.ref,
+        sampler="consistency",
+        sigmas=(2.0,),
+        sigma_star=2.0,
+        seed=3,
+        batch_size=4,
+        device="cpu",
+        precision="float32",
+        gamma=0.1,
+        factor=1,
     )
     return SamplingPlan(**{**base, **kw})
 
@@ -68,12 +76,23 @@ def test_streaming_statistics_equal_those_of_the_members(white, rng):
     x = rng.normal(size=(2, 8, 8))
     n = 9
     members = sample_fields(x, None, (0,), range(n), _plan(white)).astype(np.float64)
-    stats = [("mean", None), ("std", None), ("min", None), ("max", None),
-             ("exceedance", 0.5), ("quantile", 0.25), ("quantile", 0.9)]
+    stats = [
+        ("mean", None),
+        ("std", None),
+        ("min", None),
+        ("max", None),
+        ("exceedance", 0.5),
+        ("quantile", 0.25),
+        ("quantile", 0.9),
+    ]
     got = ensemble_statistics(x, None, (0,), n, _plan(white, batch_size=2), stats)
     want = [
-        members.mean(0), members.std(0), members.min(0), members.max(0),
-        (members > 0.5).mean(0), np.quantile(members, 0.25, axis=0),
+        members.mean(0),
+        members.std(0),
+        members.min(0),
+        members.max(0),
+        (members > 0.5).mean(0),
+        np.quantile(members, 0.25, axis=0),
         np.quantile(members, 0.9, axis=0),
     ]
     for g, w in zip(got, want, strict=True):
@@ -89,7 +108,9 @@ def test_statistics_do_not_depend_on_the_batch_size(white, rng):
 
 
 def test_seed_of_a_sample_is_a_hash_of_seed_member_and_position():
-    seeds = {sample_seed(s, m, (i, j)) for s in (0, 1) for m in (0, 1) for i in (0, 1) for j in (0, 1)}
+    seeds = {
+        sample_seed(s, m, (i, j)) for s in (0, 1) for m in (0, 1) for i in (0, 1) for j in (0, 1)
+    }
     assert len(seeds) == 16
     assert sample_seed(5, 2, (1, 2)) == sample_seed(5, 2, [np.int64(1), 2])
 

@@ -217,6 +217,7 @@ def test_save_load_netcdf_roundtrip(trio, tmp_path, engine):
 
 def test_save_load_zarr_roundtrip(trio, tmp_path):
     ref, hist, sim = trio
+    ref, hist, sim = abs(ref), abs(hist), abs(sim)  # multiplicative: a ratio scale
     m = QuantileDeltaMapping(kind="multiplicative", dry_threshold=0.5).fit(ref, hist)
     try:
         import zarr  # noqa: F401
@@ -414,3 +415,96 @@ def test_parity_with_xsdba_on_real_data(obs_file, var, kind, group, interp):
         aligned = s + af if kind == "additive" else s * af
         np.testing.assert_allclose(aligned, want[bad], rtol=1e-4, atol=1e-4)
         assert bad.mean() < 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", ["time.month", "time.season"])
+def test_linear_interpolation_across_groups_matches_xsdba(group):
+    """The issue's case: CanESM2 tasmax vs NRCan, 2041-2070 adjusted with 1981-2010, 50
+    quantiles, interp="linear": xsdba interpolates the factors across neighbouring months
+    (seasons) by the day's position; so do we (0.88 K apart on average before)."""
+    xsdba = pytest.importorskip("xsdba")
+    model, obs = _open_sdba("CanESM2_1950-2100.nc"), _open_sdba("nrcan_1950-2013.nc")
+    cal = slice("1981", "2010")
+    ref, hist = obs.tasmax.sel(time=cal), model.tasmax.sel(time=cal)
+    sim = model.tasmax.sel(time=slice("2041", "2070"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qm = xsdba.QuantileDeltaMapping.train(ref, hist, nquantiles=50, kind="+", group=group)
+        want = qm.adjust(sim, interp="linear").transpose("location", "time").values
+    got = qdm(sim, ref, hist, n_quantiles=50, group=group, interp="linear")
+    diff = np.abs(got.transpose("location", "time").values - want)
+    assert np.isfinite(diff).all()
+    assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.01
+    # and the factors do change smoothly through the year: no jump at month boundaries
+    nearest = qdm(sim, ref, hist, n_quantiles=50, group=group, interp="nearest")
+    assert float(np.abs(got - nearest).mean()) > 0.1
+
+
+def test_linear_across_groups_is_continuous_at_month_boundaries():
+    """Factors that follow a seasonal cycle (10 K sin(2 pi month / 12)): the adjustment of a
+    constant series then changes smoothly from day to day, not in steps at month boundaries."""
+    n = 3 * 365
+    base = _series(np.zeros((1, n)), calendar="noleap", start=2000)
+    cycle = 10.0 * np.sin(2 * np.pi * base.time.dt.month.values / 12.0)
+    ref = base + cycle  # ref - hist = the cycle, at every quantile
+    sim = base.isel(time=slice(0, 365))
+    smooth = qdm(sim, ref, base, n_quantiles=5, group="time.month", interp="linear")
+    steps = np.abs(np.diff(smooth.isel(x=0).values))
+    assert steps.max() < 0.25  # about 5.2 K over a month at most: 0.17 K a day
+    jumpy = qdm(sim, ref, base, n_quantiles=5, group="time.month", interp="nearest")
+    assert np.abs(np.diff(jumpy.isel(x=0).values)).max() > 2.5  # 10 sin(pi/6) between months
+
+
+@pytest.mark.parametrize(
+    ("group", "drop", "borrowed"),
+    [
+        ("time.month", [2], r"2 \(no data in hist\)"),
+        ("time.season", [12, 1, 2, 3, 4, 5, 9, 10, 11], r"DJF \(no data in hist\)"),
+    ],
+)
+def test_an_empty_group_borrows_the_nearest_one_with_a_warning(trio, group, drop, borrowed):
+    ref, hist, sim = trio
+    thin = hist.where(~hist.time.dt.month.isin(drop), drop=True)
+    with pytest.warns(UserWarning, match=rf"group\(s\) are empty: {borrowed}.*nearest"):
+        qm = QuantileDeltaMapping(group=group, n_quantiles=10).fit(ref, thin)
+    out = qm.apply(sim)
+    assert np.isfinite(out.values).all()
+    af = qm.state_.af
+    if group == "time.month":  # February takes January's factors (the earlier on a tie)
+        np.testing.assert_array_equal(af.sel(group=2).values, af.sel(group=1).values)
+
+
+def test_leap_days_in_ref_only_do_not_crash(rng):
+    ref = _series(rng.normal(size=(2, 4 * 365 + 1)), calendar="standard", start=2000)
+    hist = _series(rng.normal(size=(2, 4 * 365)), calendar="noleap", start=2000)
+    with pytest.warns(
+        UserWarning, match=r"1 day of year group\(s\) are empty: 366 \(no data in hist\)"
+    ):
+        out = qdm(ref, ref, hist, group="time.dayofyear")
+    assert np.isfinite(out.values).all()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_multiplicative_refuses_negative_values_and_offset_units(rng, chunked):
+    pos = _series(rng.gamma(0.5, 2.0, (2, 800)), units="mm/day")
+    neg = pos - 1.0
+    neg = neg.chunk(time=400) if chunked else neg
+    with pytest.raises(
+        ValueError,
+        match=r"kind='multiplicative' needs non-negative values, but .*ref holds \d+ negative value",
+    ):
+        qdm(pos, neg, pos, kind="multiplicative").compute()
+    with pytest.raises(
+        ValueError, match=r"needs non-negative values, but .*sim holds \d+ negative"
+    ):
+        qdm(neg, pos, pos, kind="multiplicative").compute()
+    warm = _series(rng.uniform(5, 25, (2, 800)), units="degC")  # all positive, yet no ratios
+    with pytest.raises(
+        ValueError,
+        match=r"but ref is in 'degC', a unit with an offset .*convert to 'K' first.*kind='additive'",
+    ):
+        qdm(warm, warm, warm, kind="multiplicative")
+    kelvin = warm.copy(data=warm.values + 273.15).assign_attrs(units="K")
+    out = qdm(warm, kelvin, kelvin, kind="multiplicative")  # sim is converted to ref's K
+    assert out.attrs["units"] == "K" and float(out.min()) > 273

@@ -21,9 +21,12 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from . import np_qdm_groups
+
 __all__ = [
     "adjust",
     "equally_spaced_nodes",
+    "fill_empty_groups",
     "fit",
     "group_members",
     "jitter_under",
@@ -61,7 +64,8 @@ def move_axis_last(x: np.ndarray, axis: int) -> np.ndarray:
     lead = (slice(None),) * axis
     for t0 in range(0, n, slab):
         k = min(slab, n - t0)
-        buf[lead + (slice(0, k),)] = x[lead + (slice(t0, t0 + k),)]
+        dst, src = (*lead, slice(0, k)), (*lead, slice(t0, t0 + k))
+        buf[dst] = x[src]
         out[:, :, t0 : t0 + k] = buf3[:, :k].transpose(0, 2, 1)
     return out.reshape(*before, *after, n)
 
@@ -455,6 +459,9 @@ def _group_quantiles(x: np.ndarray, members: list, nodes: np.ndarray) -> np.ndar
     """(..., G, nq) quantiles of ``x`` (..., n_t) over each group's members."""
     out = np.empty((*x.shape[:-1], len(members), nodes.size), dtype=np.float64)
     for g, (idx, _) in enumerate(members):
+        if idx.size == 0:  # no time step of this group: no quantiles (see fill_empty_groups)
+            out[..., g, :] = np.nan
+            continue
         v = np.sort(_gather(x, idx), axis=-1)
         count = np.full(v.shape[:-1], v.shape[-1])
         if v.shape[-1] and np.issubdtype(v.dtype, np.floating):
@@ -463,6 +470,53 @@ def _group_quantiles(x: np.ndarray, members: list, nodes: np.ndarray) -> np.ndar
                 count[short] = np.sum(~np.isnan(v[short]), axis=-1)
         out[..., g, :] = quantiles_sorted(v, count, nodes)
     return out
+
+
+def fill_empty_groups(
+    af: np.ndarray, groups: np.ndarray, period: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give each all-NaN group row of ``af`` (..., G, nq) the row of the nearest group with data.
+
+    A group with no data in ref or hist (a month missing from the calibration period, day 366
+    in one calendar only, the seasons outside a JJA-only calibration) has no factors. It
+    borrows those of the nearest group that has some, by the distance between labels,
+    cyclic with ``period`` (12 months, 4 seasons, 366 days); a tie goes to the earlier group
+    (xsdba's nearest-neighbour convention: an empty February takes January's factors).
+
+    Returns
+    -------
+    af : (..., G, nq) array
+        A copy with the empty rows filled (rows with no group to borrow from stay NaN).
+    borrowed : (G,) int array
+        For each group, the index of the group whose factors it took in some cell, or -1.
+
+    Examples
+    --------
+    >>> af = np.array([[[1.0], [np.nan], [3.0]]])
+    >>> out, borrowed = fill_empty_groups(af, np.array([1, 2, 3]), period=12)
+    >>> out[0, :, 0].tolist(), borrowed.tolist()
+    ([1.0, 1.0, 3.0], [-1, 0, -1])
+    """
+    groups = np.asarray(groups)
+    empty = np.isnan(af).all(axis=-1)  # (..., G)
+    borrowed = np.full(groups.size, -1, dtype=np.intp)
+    if not empty.any():
+        return af, borrowed
+    dist = np.abs(groups[:, None].astype(float) - groups[None, :].astype(float))
+    if period is not None:
+        dist = np.minimum(dist, period - dist)
+    order = np.lexsort((np.arange(groups.size)[None, :].repeat(groups.size, 0), dist), axis=-1)
+    out = af.copy()
+    lead = empty.shape[:-1]
+    flat_e = empty.reshape(-1, groups.size)
+    flat = out.reshape(-1, groups.size, af.shape[-1])
+    for c in np.flatnonzero(flat_e.any(axis=-1)):
+        for g in np.flatnonzero(flat_e[c]):
+            donors = [d for d in order[g] if not flat_e[c, d]]
+            if donors:
+                flat[c, g] = flat[c, donors[0]]
+                borrowed[g] = donors[0]
+    return flat.reshape(*lead, groups.size, af.shape[-1]), borrowed
 
 
 def fit(
@@ -478,6 +532,7 @@ def fit(
     window: int = 1,
     dry_threshold: float | None = None,
     seed: int = 0,
+    period: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train QDM: quantiles of ref and hist per group and their adjustment factors.
 
@@ -505,10 +560,14 @@ def fit(
         Seed of that noise.
     cell_ids : (...,) int array, optional
         Global index of each series, so the noise does not depend on chunking.
+    period : int, optional
+        Groups are cyclic with this period (12 months, 4 seasons, 366 days): a group with no
+        data borrows the factors of the nearest one with data (:func:`fill_empty_groups`).
 
     Returns
     -------
     af, hist_q, ref_q : (..., G, n_quantiles) float64 arrays
+        ``af`` of an empty group is borrowed; its quantiles are NaN.
 
     Examples
     --------
@@ -538,6 +597,7 @@ def fit(
         all_dry = ~pos.any(axis=-1, keepdims=True) & ~np.isnan(hist_q) & ~np.isnan(ref_q)
         af[np.broadcast_to(all_dry, af.shape)] = 1.0
         af[np.isnan(ref_q)] = np.nan
+    af, _ = fill_empty_groups(af, groups, period)
     return af, hist_q, ref_q
 
 
@@ -555,6 +615,8 @@ def adjust(
     dry_threshold: float | None = None,
     seed: int = 0,
     time_first: bool = False,
+    group_coord: np.ndarray | None = None,
+    nodes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Apply QDM factors: ``sim + af(tau)`` or ``sim * af(tau)``, tau the rank of sim in its group.
 
@@ -581,6 +643,14 @@ def adjust(
     time_first : bool
         Lay the result out in memory with time first (as a time-first ``sim`` array), so
         that transposing it back to ``sim``'s dim order is cheap; the values are the same.
+    group_coord : (n_t,) float array, optional
+        With ``interp="linear"``: the fractional group coordinate of each step
+        (:func:`xdownscale.np_qdm_groups.group_coord`); the factors are then interpolated
+        across neighbouring groups as well as between nodes (xsdba's convention for month
+        and season groups, :func:`xdownscale.np_qdm_groups.factors_at`).
+    nodes : (nq,) float array, optional
+        The quantile nodes in the precision of ref (they decide the triangulation of
+        :func:`~xdownscale.np_qdm_groups.factors_at`); default float32 nodes.
 
     Returns
     -------
@@ -612,6 +682,14 @@ def adjust(
             rows = slice(r0, r0 + step)
             x = _gather(sim2[rows], idx)
             s, pos = _sort_rows(x)
+            if interp == "linear" and group_coord is not None:
+                dense = np.empty(x.shape, dtype=np.float64)
+                dense.reshape(-1)[pos] = np.broadcast_to(_dense_tau(s), s.shape)
+                fg = np_qdm_groups.factors_at(
+                    af2[rows], group_coord[idx], dense, groups, extrapolation, nodes
+                ).astype(dtype)
+                out[rows, idx] = x + fg if kind == "additive" else x * fg
+                continue
             afg = af2[rows, g, :].astype(dtype)
             tau = _sorted_tau(s)
             f = _factors(tau.shared[None, :], afg, interp, extrapolation)

@@ -8,13 +8,14 @@ conventions shared with xsdba and where they differ.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
-from . import np_qdm
+from . import np_qdm, np_qdm_groups
 from ._version import __version__
 from .attrs import add_history
 from .checks import check_choice, check_dataarray, check_finite, check_int, find_time_dim
@@ -88,6 +89,106 @@ def _labels(da: xr.DataArray, tdim: Hashable, prop: str | None, name: str) -> np
     if prop == "season":
         return month % 12 // 3  # 0 DJF, 1 MAM, 2 JJA, 3 SON
     return coord.dt.dayofyear.values.astype(np.int64)
+
+
+def _group_coord(da: xr.DataArray, tdim: Hashable, prop: str | None) -> np.ndarray | None:
+    """Fractional month or season coordinate of each step (xsdba's convention), else None."""
+    if prop not in ("month", "season"):
+        return None
+    t = da.coords[tdim]
+    if prop == "month":
+        return np_qdm_groups.group_coord(
+            "month",
+            month=t.dt.month.values,
+            day=t.dt.day.values,
+            days_in_month=t.dt.days_in_month.values,
+        )
+    calendar = t.dt.calendar
+    n = t.size
+    if calendar == "360_day":
+        year_length = np.full(n, 360)
+    elif calendar in ("noleap", "365_day"):
+        year_length = np.full(n, 365)
+    elif calendar in ("all_leap", "366_day"):
+        year_length = np.full(n, 366)
+    else:
+        year_length = 365 + t.dt.is_leap_year.values.astype(int)
+    return np_qdm_groups.group_coord(
+        "season", dayofyear=t.dt.dayofyear.values, days_in_year=year_length
+    )
+
+
+_PERIOD = {"month": 12, "season": 4, "dayofyear": 366}
+_NAMES = {"month": "month", "season": "season", "dayofyear": "day of year"}
+
+
+def _warn_empty_groups(prop, groups, ref_l, hist_l) -> None:
+    if prop is None:
+        return
+    empty = [
+        (int(g), name)
+        for name, lab in (("ref", ref_l), ("hist", hist_l))
+        for g in groups
+        if not np.any(lab == g)
+    ]
+    if not empty:
+        return
+    labels = _SEASONS.split() if prop == "season" else None
+    show = sorted({g for g, _ in empty})
+    text = ", ".join(
+        f"{labels[g] if labels else g} (no data in {' and '.join(n for h, n in empty if h == g)})"
+        for g in show
+    )
+    warnings.warn(
+        f"{len(show)} {_NAMES[prop]} group(s) are empty: {text}; each borrows the factors "
+        f"of the nearest {_NAMES[prop]} with data (the earlier one on a tie), as xsdba does. "
+        "Calibrate on a period that covers every group, or use a coarser group= to avoid this",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _check_ratio_scale(da: xr.DataArray, name: str, units: str | None) -> xr.DataArray:
+    """Multiplicative QDM needs data on a ratio scale: no offset units, no negative values."""
+    if units is not None:
+        from .units import unit_factors
+
+        base = None
+        try:
+            from cf_xarray.units import units as ureg
+
+            base = f"{ureg.Quantity(1.0, units).to_base_units().units:~}"
+        except Exception:  # pint raises several error types; convert_units reports bad units
+            pass
+        if base and unit_factors(units, base, name)[1] != 0.0:
+            raise ValueError(
+                f"kind='multiplicative' takes ratios of values, but {name} is in {units!r}, a "
+                f"unit with an offset (0 {units} is not zero); convert to {base!r} first "
+                f"({name}.downscale... or xdownscale.units.convert_units), or use "
+                "kind='additive' (temperature)"
+            )
+    if da.chunks is None:
+        n = int((da < 0).sum())
+        if n:
+            raise ValueError(
+                f"kind='multiplicative' needs non-negative values, but {name} holds {n} "
+                f"negative value(s) of {da.size} (min {float(da.min()):.4g}); multiplicative "
+                "adjustment of such data gives nonsense. Use kind='additive', or clip the "
+                f"values if they are noise around zero ({name}.clip(min=0))"
+            )
+        return da
+    return da.copy(data=da.data.map_blocks(_raise_if_negative, label=name, dtype=da.dtype))
+
+
+def _raise_if_negative(block: np.ndarray, label: str) -> np.ndarray:
+    n = int((block < 0).sum())
+    if n:
+        raise ValueError(
+            f"kind='multiplicative' needs non-negative values, but a chunk of {label} holds "
+            f"{n} negative value(s) of {block.size}; use kind='additive', or clip the values "
+            f"if they are noise around zero ({label}.clip(min=0))"
+        )
+    return block
 
 
 def _cell_dims(da: xr.DataArray, tdim: Hashable) -> list[Hashable]:
@@ -307,6 +408,9 @@ class QuantileDeltaMapping(Fitted):
                     f"dry_threshold must be positive and finite, got {self.dry_threshold!r}; e.g. "
                     "dry_threshold='0.1 mm/day'"
                 )
+        if self.kind == "multiplicative":
+            ref = _check_ratio_scale(ref, "ref", units)
+            hist = _check_ratio_scale(hist, "hist", units)
         cr, ch = _cell_dims(ref, tr), _cell_dims(hist, th)
         if set(cr) != set(ch):
             raise ValueError(
@@ -315,6 +419,7 @@ class QuantileDeltaMapping(Fitted):
             )
         ref_l, hist_l = _labels(ref, tr, prop, "ref"), _labels(hist, th, prop, "hist")
         groups = _group_values(prop, ref_l, hist_l)
+        _warn_empty_groups(prop, groups, ref_l, hist_l)
         ref_r = _whole_time(ref.rename({tr: _T_REF}), _T_REF)
         hist_r = _whole_time(hist.rename({th: _T_HIST}), _T_HIST)
         try:
@@ -344,6 +449,7 @@ class QuantileDeltaMapping(Fitted):
                 "window": self.window,
                 "dry_threshold": thresh,
                 "seed": self.seed,
+                "period": _PERIOD.get(prop or ""),
             },
         )
         attrs: dict[str, Any] = {
@@ -354,6 +460,7 @@ class QuantileDeltaMapping(Fitted):
             "window": self.window,
             "n_quantiles": nq,
             "seed": self.seed,
+            "node_dtype": str(ref.dtype) if np.issubdtype(ref.dtype, np.floating) else "float64",
             "xdownscale_version": __version__,
         }
         if units is not None:
@@ -431,6 +538,8 @@ class QuantileDeltaMapping(Fitted):
                 "hist.attrs['units'] before fitting"
             )
         sim_c = sim if fit_units is None else convert_units(sim, fit_units, "sim")
+        if self.kind == "multiplicative":
+            sim_c = _check_ratio_scale(sim_c, "sim", fit_units)
         prop = _parse_group(self.group)
         labels = _labels(sim, ts, prop, "sim")
         groups = np.asarray(state["group"].values)
@@ -480,6 +589,10 @@ class QuantileDeltaMapping(Fitted):
                 "dry_threshold": threshold,
                 "seed": self.seed,
                 "time_first": sim.dims[0] == ts,
+                "group_coord": _group_coord(sim, ts, prop) if interp == "linear" else None,
+                "nodes": np_qdm_groups.xsdba_nodes(
+                    self.n_quantiles, np.dtype(state.attrs.get("node_dtype", "float32"))
+                ),
             },
         )
         out = out.rename({_T_SIM: ts}).transpose(*sim.dims)
