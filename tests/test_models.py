@@ -163,6 +163,58 @@ def test_truncated_file_is_corrupt(weight_file, tmp_path):
         zoo.load(bad)
 
 
+def test_empty_file_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.pt' is empty \(0 bytes\): not a weight file"):
+        zoo.load(empty)
+
+
+def _flip_a_weight(path, out):
+    """A copy of ``path`` with one weight changed: still a loadable torch file."""
+    blob = torch.load(path, weights_only=True)
+    name = sorted(blob["state_dict"])[3]
+    blob["state_dict"][name] = blob["state_dict"][name] + 0.5
+    torch.save(blob, out)
+    return name
+
+
+def test_damaged_tensors_are_refused_even_by_path(weight_file, tmp_path):
+    path, _ = weight_file
+    bad = tmp_path / "damaged.pt"
+    _flip_a_weight(path, bad)
+    with pytest.raises(
+        ValueError,
+        match=r"the tensors in .*damaged.pt' do not match the hash in its card .*corrupt; it was not loaded",
+    ):
+        zoo.load(bad)
+    card = zoo.describe(path)
+    assert card.extra["tensors_sha256"] == zio.tensors_sha256(
+        torch.load(path, weights_only=True)["state_dict"]
+    )
+
+
+def test_a_file_without_a_tensor_hash_needs_its_file_hash(weight_file, tmp_path):
+    path, _ = weight_file
+    blob = torch.load(path, weights_only=True)
+    card = ModelCard.from_json(blob["card"])
+    del card.extra["tensors_sha256"]
+    blob["card"] = card.to_json()
+    old = tmp_path / "old.pt"
+    torch.save(blob, old)
+    with pytest.raises(
+        ValueError, match=r"carries no hash of its tensors .*pass the file's known sha256="
+    ):
+        zoo.load(old)
+    sha = zio.file_sha256(old)
+    assert zoo.load(old, sha256=sha).card.sha256 == sha
+
+
+def test_embedded_weights_carry_their_tensor_hash():
+    for name in registry.list_models():
+        assert "tensors_sha256" in zoo.describe(name).extra
+
+
 def test_other_torch_file_is_refused(tmp_path):
     p = tmp_path / "sd.pt"
     torch.save({"weight": torch.zeros(3)}, p)
@@ -200,8 +252,9 @@ def test_pickle_that_would_execute_code_is_refused(tmp_path, how):
             },
             path,
         )
-    with pytest.raises(ValueError, match=r"refused to load .*could run code"):
+    with pytest.raises(ValueError, match=r"refused to load .*could run code") as info:
         zoo.load(path)
+    assert "weights_only" not in str(info.value)  # never advise turning the protection off
     with pytest.raises(ValueError, match="refused to load"):
         zoo.describe(path)
     assert not marker.exists()

@@ -591,7 +591,10 @@ def _finish(state, d: dict[str, Any], output) -> DownscalingModel:
     model_card = ModelCard.from_dict(d)
     model = DownscalingModel(bounded(state.denoiser, model_card), model_card)
     if output is not None:
-        model_card.sha256 = save(model, output, overwrite=True)
+        from .models.io import read_weights
+
+        save(model, output, overwrite=True)
+        model_card = read_weights(output)[0]  # with the file's and the tensors' hashes
         model = DownscalingModel(model.denoiser, model_card)  # token from the file's hash
         model.source = f"path:{os.path.abspath(output)}"
     return model

@@ -38,6 +38,7 @@ __all__ = [
     "load_file",
     "read_weights",
     "save",
+    "tensors_sha256",
 ]
 
 FORMAT = "xdownscale-weights"
@@ -63,6 +64,36 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """Hex sha256 of a state dict's tensors: names, dtypes, shapes and bytes, in name order.
+
+    Written into every card (``extra["tensors_sha256"]``) and checked on every load, so a
+    file whose tensors were damaged is refused even when it is loaded by path, without a
+    registered hash.
+
+    Examples
+    --------
+    >>> a = tensors_sha256({"w": torch.zeros(2)})
+    >>> a == tensors_sha256({"w": torch.zeros(2)}) != tensors_sha256({"w": torch.ones(2)})
+    True
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(
+            t.numpy().tobytes()
+            if t.dtype != torch.bfloat16
+            else t.view(torch.int16).numpy().tobytes()
+        )
+    return h.hexdigest()
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:limit] if lines else type(err).__name__
 
 
 def build_denoiser(card: ModelCard) -> torch.nn.Module:
@@ -205,6 +236,7 @@ def save(
     if path.exists() and not overwrite:
         raise ValueError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     d = {**model.card.to_dict(), "sha256": None}
+    d["extra"] = dict(d.get("extra") or {})
     for key in ("parameterisation", "sigma_data", "sigma_min", "sigma_max"):
         if d[key] is None:  # the card may leave them to the denoiser: record them in the file
             d[key] = getattr(model, key)
@@ -221,6 +253,7 @@ def save(
             f"the network described by the card of {card.name!r} does not match the model's "
             "weights; set card.extra['network'] = {'class': 'UNet', 'config': net.config}"
         )
+    card.extra["tensors_sha256"] = tensors_sha256(state)
     blob = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -244,17 +277,22 @@ def _load_bytes(data: bytes, where: str) -> dict[str, Any]:
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        import re
+
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        what = f" (it asks for {found.group(1)})" if found else ""
         raise ValueError(
             f"refused to load {where}: it holds Python objects other than plain tensors and "
-            f"strings (a pickle that could run code) and is not an xdownscale weight file "
-            f"({str(err).splitlines()[0][:200]}); only load weight files from sources you trust"
-        ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+            f"strings{what} - a pickle that could run code - and is not an xdownscale weight "
+            "file; it was not loaded. Only load weight files written by xdownscale "
+            "(xdownscale.models.save) from sources you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as err:
         raise ValueError(
-            f"{where} is corrupt or not an xdownscale weight file "
-            f"({str(err).splitlines()[0][:200]}); "
-            "delete it and fetch it again (xdownscale.models.fetch(name))"
-        ) from err
+            f"{where} is corrupt or not an xdownscale weight file ({_first_line(err)}); "
+            "delete it and fetch it again (xdownscale.models.fetch(name)), or write it again "
+            "with xdownscale.models.save"
+        ) from None
     bad = (
         not isinstance(blob, dict)
         or blob.get("format") != FORMAT
@@ -296,8 +334,9 @@ def read_weights(
     Raises
     ------
     ValueError
-        On a hash mismatch, a corrupt file, a file that is not a weight file, or a pickle that
-        would need arbitrary objects.
+        On a hash mismatch (of the file, or of its tensors against the hash in its card), an
+        empty or corrupt file, a file that is not a weight file, a pickle that would need
+        arbitrary objects, or a file without a tensor hash loaded without ``sha256``.
     FileNotFoundError
         If the file does not exist.
     """
@@ -310,8 +349,27 @@ def read_weights(
             "was replaced; it was not loaded. Delete it and fetch it again "
             "(xdownscale.models.fetch(name)), or pass the right sha256"
         )
+    if not data:
+        raise ValueError(
+            f"{str(path)!r} is empty (0 bytes): not a weight file; delete it and fetch or "
+            "write it again"
+        )
     blob = _load_bytes(data, repr(str(path)))
     card = ModelCard.from_json(blob["card"])
+    want = card.extra.get("tensors_sha256")
+    if want is None and sha256 is None:
+        raise ValueError(
+            f"{str(path)!r} carries no hash of its tensors (written by an older xdownscale), "
+            "so a damaged file could not be told from a good one; pass the file's known "
+            "sha256= to load it, then write it again with xdownscale.models.save to add the "
+            "hash"
+        )
+    if want is not None and tensors_sha256(blob["state_dict"]) != want:
+        raise ValueError(
+            f"the tensors in {str(path)!r} do not match the hash in its card "
+            f"({str(want)[:12]}...): the file is corrupt; it was not loaded. Delete it and "
+            "fetch or write it again"
+        )
     card.sha256 = digest
     return card, blob["state_dict"], digest
 
@@ -325,6 +383,6 @@ def load_file(path: str | os.PathLike, sha256: str | None = None) -> Downscaling
     except RuntimeError as err:
         raise ValueError(
             f"the weights in {str(path)!r} do not fit the network its card describes "
-            f"({str(err).splitlines()[0][:200]}); the file is corrupt"
+            f"({_first_line(err)}); the file is corrupt"
         ) from err
     return DownscalingModel(bounded(den, card).eval(), card)
