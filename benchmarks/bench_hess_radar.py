@@ -64,8 +64,8 @@ def main() -> None:
     coarse.attrs["units"] = "mm h-1"
     cm, edm = xd.models.load(args.cm), xd.models.load(args.edm)
     runs = {
-        "CM, 1 step": (cm, dict(method="consistency", steps=1)),
-        f"SDE, {args.sde_steps} steps": (edm, dict(method="sde", steps=args.sde_steps)),
+        "CM, 1 step": (cm, dict(sampler="consistency", steps=1)),
+        f"SDE, {args.sde_steps} steps": (edm, dict(sampler="sde", steps=args.sde_steps)),
     }
     out, seconds = {}, {}
     for label, (model, kw) in runs.items():
@@ -102,7 +102,7 @@ def main() -> None:
         return res
 
     table = {key: scores(ens) for key, ens in out.items()}
-    bic = xd.upsample(coarse, FACTOR, method="bicubic").clip(min=0)
+    bic = xd.upsample(coarse, FACTOR, interpolation="bicubic").clip(min=0)
     bic = bic.assign_coords(y=truth.y.values, x=truth.x.values).expand_dims(realization=1)
     table["bicubic", "-"] = scores(bic)
     seconds["bicubic", "-"] = float("nan")

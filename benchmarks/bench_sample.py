@@ -9,8 +9,8 @@
 (d) on a CUDA GPU only: fields per second for a 240 x 384 field with a Hess-sized UNet
     (128/128/256/256, attention) — target >= 500 fields/s on an H100-class GPU.
 
-Networks are randomly initialised (no pretrained model exists yet): speed and memory do not
-depend on the weights. Writes ``docs/benchmarks/sample.rst``.
+Networks are randomly initialised: speed and memory do not depend on the weights. Writes
+``docs/benchmarks/sample.rst``.
 
     python benchmarks/bench_sample.py            # full run (a few minutes on 2 CPU cores)
     python benchmarks/bench_sample.py --quick    # smoke run
@@ -36,7 +36,7 @@ from _machine import cpu_model, peak_rss_kb, proc_status_kb
 
 import xdownscale
 from xdownscale.nn import ConsistencyModel, DownscalingModel, EDMDenoiser, UNet
-from xdownscale.sampling import _sample_seed
+from xdownscale.nn.pipeline import sample_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = {"name": "bench", "units": "mm/h", "transform": "log", "scale_min": 0.0, "scale_max": 4.0}
@@ -99,7 +99,7 @@ def bench_throughput(n_fields, size, batch, chunk, repeats, device="cpu"):
     out = run_sample()  # warm-up, and the agreement check below
     ref = bare_loop(
         model, data[:batch], batch, device,
-        gens_for=lambda i: torch.Generator().manual_seed(_sample_seed(0, 0, (i,))),
+        gens_for=lambda i: torch.Generator().manual_seed(sample_seed(0, 0, (i,))),
     )
     agree = float(np.abs(out.values[:batch] - ref).max())
     bare_loop(model, data, batch, device)  # warm-up
@@ -123,7 +123,7 @@ def bench_steps(n_cm, n_sde, size, batch, repeats):
     da_cm.downscale.sample(cm, **kw)  # warm-up
     t_cm = _median_time(lambda: da_cm.downscale.sample(cm, **kw), repeats) / n_cm
     t_sde = _median_time(
-        lambda: da_sde.downscale.sample(edm, method="sde", steps=500, **kw), 1
+        lambda: da_sde.downscale.sample(edm, sampler="sde", steps=500, **kw), 1
     ) / n_sde
     return {"cm_s": t_cm, "sde_s": t_sde, "speedup": t_sde / t_cm, "n_cm": n_cm, "n_sde": n_sde}
 
@@ -219,8 +219,8 @@ def write_rst(path: Path, a, b, c, d, args, info: str, cmd: str) -> None:
 
 ``benchmarks/bench_sample.py`` measures :func:`xdownscale.sample` and
 :func:`xdownscale.ensemble` against a bare torch loop in the same run, with the same model and
-batches. All networks are randomly initialised :class:`xdownscale.nn.UNet`\\ s (no pretrained
-model exists yet); speed and memory do not depend on the weights.
+batches. All networks are randomly initialised :class:`xdownscale.nn.UNet`\\ s: speed and memory do
+not depend on the weights.
 
 Machine: {info}.
 
@@ -261,7 +261,7 @@ Details
   with the same per-sample noise, the first batch of both differs by at most
   {a['max_abs_diff']:.2g} (mm/h).
 - (b) The same UNet 8/16/32 wrapped as a consistency model (1 evaluation) and as an EDM
-  denoiser (500 evaluations, ``method="sde"``), both through ``sample`` from sigma* =
+  denoiser (500 evaluations, ``sampler="sde"``), both through ``sample`` from sigma* =
   {SIGMA}; per-sample times from {b['n_cm']} and {b['n_sde']} fields of {args.size} x {args.size}.
   Hess et al. (2024) report 340x on a V100.
 - (c) Network: UNet 4/8 without attention, one coarse field upsampled 4x to

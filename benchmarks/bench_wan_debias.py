@@ -61,8 +61,8 @@ def main() -> None:
     fit_c, ev_c = lflr.isel(time=slice(0, None, 2)), lflr.isel(time=slice(1, None, 2))
     kw = {} if args.reg is None else {"reg": args.reg}
     t0 = time.perf_counter()
-    ot = xd.OptimalTransportDebiaser(**kw).fit(fit_c, fit_f)  # fine ref: coarsened by C'
-    debiased = ot.transform(ev_c).compute()
+    ot = xd.OptimalTransportDebiaser(**kw).fit(fit_f, fit_c)  # ref (fine: coarsened by C'), hist
+    debiased = ot.apply(ev_c).compute()
     t_ot = time.perf_counter() - t0
 
     def scores(gen):
@@ -83,7 +83,7 @@ def main() -> None:
         "Command: ``" + " ".join(["python benchmarks/bench_wan_debias.py", *sys.argv[1:]]) + "``; "
         f"{args.n_fine} fine (64^2) and {args.n_coarse} LFLR (8^2) snapshots "
         f"({args.trajectories} trajectories each), generated in {t_gen:.0f} s "
-        f"(``benchmarks/kolmogorov_data.py``, cached); fit on {ot.n_hist_} x {ot.n_ref_} snapshots ({ot!r}), fit + "
+        f"(``benchmarks/kolmogorov_data.py``, cached); fit on {ot.state_.attrs['n_hist']} x {ot.state_.attrs['n_ref']} snapshots ({ot!r}), fit + "
         f"transform {t_ot:.1f} s; evaluated on the other {ev_c.sizes['time']} LFLR and "
         f"{ev_f.sizes['time']} coarsened fine snapshots.",
         "",

@@ -2,7 +2,7 @@
 
 Rows (METHODS.md section 8), all from the same held-out low-fidelity coarse (LFLR) fields:
 
-- raw cDfn: :func:`xdownscale.sample` with ``method="conditional"`` on the LFLR fields as they
+- raw cDfn: :func:`xdownscale.sample` with ``sampler="conditional"`` on the LFLR fields as they
   are (no debiasing);
 - OT + bicubic: :func:`xdownscale.debias` (map fit on the fit halves, as
   ``bench_wan_debias.py``), then :func:`xdownscale.upsample` (bicubic, conservative: the
@@ -74,15 +74,15 @@ def main() -> None:
     fit_f, ref = fine.isel(time=slice(0, None, 2)), fine.isel(time=slice(1, None, 2))
     fit_c, ev_c = lflr.isel(time=slice(0, None, 2)), lflr.isel(time=slice(1, None, 2))
     t0 = time.perf_counter()
-    ot = xd.OptimalTransportDebiaser().fit(fit_c, fit_f)
+    ot = xd.OptimalTransportDebiaser().fit(fit_f, fit_c)  # ref, hist
     # evenly spaced held-out conditions (different trajectories and times)
     pick = np.linspace(0, ev_c.sizes["time"] - 1, args.n_cond).round().astype(int)
     cond_raw = ev_c.isel(time=pick)
-    cond_ot = ot.transform(cond_raw).compute()
+    cond_ot = ot.apply(cond_raw).compute()
     t_ot = time.perf_counter() - t0
 
     timing, out = {}, {}
-    kw = dict(method="conditional", steps=args.steps, gamma=args.gamma, seed=args.seed,
+    kw = dict(sampler="conditional", steps=args.steps, gamma=args.gamma, seed=args.seed,
               device="cpu", batch_size=16)
     for row, cond in (("raw cDfn", cond_raw), ("OT + cDfn", cond_ot)):
         t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def main() -> None:
               flush=True)
     t0 = time.perf_counter()
     # conservative bicubic: C' of the result is the condition, as in Wan et al.'s row (RMSE 0)
-    out["OT + bicubic"] = xd.upsample(cond_ot, 8, method="bicubic", conservative=True).expand_dims(
+    out["OT + bicubic"] = xd.upsample(cond_ot, 8, interpolation="bicubic", conservative=True).expand_dims(
         realization=1
     )
     timing["OT + bicubic"] = time.perf_counter() - t0
@@ -112,7 +112,7 @@ def main() -> None:
             "sample variability": float(metrics.variability(gen)) if gen.sizes["realization"] > 1 else 0.0,
             "MELR unweighted": float(metrics.melr(g, refs, dim="sample")),
             "MELR weighted": float(metrics.melr(g, refs, dim="sample", weighted=True)),
-            "KDE-KL": float(metrics.kld(g, refs, dim="sample", reduce="mean")),
+            "KDE-KL": float(metrics.kld(g, refs, dim="sample", aggregate="mean")),
         }
         print(row, results[row], flush=True)
 

@@ -148,7 +148,7 @@ def main(argv=None) -> int:
           f"{float((truth > 0.1).mean()):.2f}; coarse {dict(coarse.sizes)}", flush=True)
     results, timing = {}, {}
     t0 = time.perf_counter()
-    bic = xdownscale.upsample(coarse, FACTOR, method="bicubic").clip(min=0)
+    bic = xdownscale.upsample(coarse, FACTOR, interpolation="bicubic").clip(min=0)
     bic = bic.assign_coords(y=truth.y.values, x=truth.x.values)
     timing["bicubic"] = time.perf_counter() - t0
     results["bicubic"] = scores(bic, truth, coarse, ens=False)
@@ -162,10 +162,10 @@ def main(argv=None) -> int:
         model.card.forward_transform(xdownscale.lowpass(xdownscale.upsample(coarse, FACTOR), 0.5 / FACTOR)),
         xr.DataArray(model.card.target_psd, dims="wavenumber",
                      coords={"wavenumber": model.card.target_psd_wavenumber}), nan_policy="fill",
-        normalize=0.25 / FACTOR,  # what sample(scale="auto") does
+        match_below=0.25 / FACTOR, k_max=0.5 / FACTOR,  # what sample(scale="auto") does
     )
     scale = "auto" if args.scale == "auto" else float(args.scale)
-    ens = ensemble(coarse, args.members, model, method="heun", steps=args.steps, scale=scale,
+    ens = ensemble(coarse, args.members, model, sampler="heun", steps=args.steps, scale=scale,
                    seed=0, device="cpu", batch_size=8, conserve=args.conserve)
     ens = ens.assign_coords(y=truth.y.values, x=truth.x.values)
     timing["model"] = time.perf_counter() - t0
@@ -206,11 +206,11 @@ def validate(model, args) -> int:
     coarse = xdownscale.coarsen(truth, FACTOR)
     coarse.attrs["units"] = "mm h-1"
     print(f"validation truth {dict(truth.sizes)}, mean {float(truth.mean()):.3f} mm/h")
-    bic = xdownscale.upsample(coarse, FACTOR, method="bicubic").clip(min=0).assign_coords(y=truth.y.values, x=truth.x.values)
+    bic = xdownscale.upsample(coarse, FACTOR, interpolation="bicubic").clip(min=0).assign_coords(y=truth.y.values, x=truth.x.values)
     print("bicubic", json.dumps({k: round(v, 4) for k, v in scores(bic, truth, coarse, ens=False).items()}))
     for value in args.validate.split(","):
         scale = "auto" if value == "auto" else float(value)
-        ens = ensemble(coarse, args.members, model, method="heun", steps=args.steps, scale=scale,
+        ens = ensemble(coarse, args.members, model, sampler="heun", steps=args.steps, scale=scale,
                        seed=0, device="cpu", batch_size=8, conserve=args.conserve).assign_coords(y=truth.y.values, x=truth.x.values)
         sc = scores(ens, truth, coarse, ens=True)
         print(f"scale={value}", json.dumps({k: round(v, 4) for k, v in sc.items()}), flush=True)

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kolmogorov_data
 
-from xdownscale.train import train
+import xdownscale
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "kolmogorov-8x"
@@ -32,7 +32,7 @@ DESCRIPTION = (
     "Vorticity of 2-D Kolmogorov flow (Re = 1000, forcing sin(4y), drag 0.1; 64 x 64 on "
     "[0, 2 pi)^2 from a 128^2 pseudo-spectral solver): an EDM denoiser trained "
     "unconditionally on xdownscale.datasets.kolmogorov_flow fields, for 8x downscaling "
-    "(8^2 -> 64^2) with method='conditional' (Wan et al. 2023). Small, CPU-trained."
+    "(8^2 -> 64^2) with sampler='conditional' (Wan et al. 2023). Small, CPU-trained."
 )
 LICENCE = "Weights and training data: BSD-3-Clause, as xdownscale (the data are simulated)."
 
@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default="/tmp/xds_kolmo")
     ap.add_argument("--n-fine", type=int, default=8192)
     ap.add_argument("--n-coarse", type=int, default=16384)
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--iterations", "--steps", type=int, default=6000,
+                    help="optimiser steps in all (xdownscale.train(iterations=))")
     ap.add_argument("--time-limit", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--install", action="store_true", help="install the finished weights")
@@ -57,13 +58,14 @@ def main(argv=None) -> int:
 
         install(out, NAME, description=(
             "Kolmogorov-flow vorticity, 8x (8^2 -> 64^2, Re = 1000), EDM denoiser for "
-            "method='conditional' (Wan et al. 2023)"))
+            "sampler='conditional' (Wan et al. 2023)"))
         return 0
     fine, _, _ = kolmogorov_data.load(args.n_fine, args.n_coarse)
     fit = fine.isel(time=slice(0, None, 2))  # the fit half; odd snapshots are held out
     t0 = time.perf_counter()
-    model = train(
-        fit, kind="edm", name=NAME, output=out, steps=20 if args.quick else args.steps,
+    model = xdownscale.train(
+        fit, parameterisation="edm", name=NAME, output=out,
+        iterations=20 if args.quick else args.iterations,
         batch_size=16, crop=64, lr=1e-3, channels=(16, 32, 64), attention=False,
         periodic=(True, True), flips=False, transform="identity", scale_range="auto",
         sigma_min=0.002, sigma_max=10.0, p_mean=-0.8, p_std=1.4, ema=0.999, factors=(8,),

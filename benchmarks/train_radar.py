@@ -2,16 +2,19 @@
 
 Stage 1, all sources (the ``radar-8x-mix`` model)::
 
-    python benchmarks/train_radar.py --workdir /tmp/xds_radar --steps 16000 --time-limit 900  # repeat
+    python benchmarks/train_radar.py --workdir /tmp/xds_radar --iterations 16000 --time-limit 900  # repeat
 
 Stage 2, the embedded default ``radar-8x``: the stage-1 run continued on MeteoSwiss windows only
 (2015 and 2016 events), so that the model learns that composite's smoother 1 km texture::
 
     python benchmarks/train_radar.py --finetune mch --init-checkpoint /tmp/xds_radar/radar-8x.ckpt \
-        --workdir /tmp/xds_radar_mch --steps 22000
+        --workdir /tmp/xds_radar_mch --iterations 22000
 
 ``--finetune mch2015`` is the validation twin: the same continuation on the 2015 event only,
 so the 2016 event is unseen and can choose the length of stage 2 (``eval_radar.py --validate``).
+``--parameterisation consistency`` trains the consistency model ``radar-8x-cm`` instead.
+(``--kind`` and ``--steps`` are accepted as the old names of ``--parameterisation`` and
+``--iterations``.)
 
 Each sitting continues the checkpoint in ``--workdir`` and writes the weights there (EMA
 weights and a complete card); ``eval_radar.py`` evaluates them on the held-out MeteoSwiss
@@ -32,8 +35,8 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import radar_data
 
+import xdownscale
 from xdownscale.models import load as load_model
-from xdownscale.train import train
 
 DESCRIPTION = (
     "Radar precipitation rate, 8x (8 km -> 1 km): an EDM denoiser trained unconditionally on "
@@ -68,12 +71,13 @@ LICENCE = (
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="/tmp/xds_radar")
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--iterations", "--steps", type=int, default=4000,
+                    help="optimiser steps in all (xdownscale.train(iterations=))")
     ap.add_argument("--time-limit", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on a shared, oversubscribed CPU)")
     ap.add_argument("--quick", action="store_true", help="a 20-step smoke run")
-    ap.add_argument("--kind", choices=["edm", "consistency"], default="edm",
+    ap.add_argument("--parameterisation", "--kind", choices=["edm", "consistency"], default="edm",
                     help="consistency: improved consistency training, written as radar-8x-cm.pt")
     ap.add_argument("--finetune", choices=["mch", "mch2015"], default=None,
                     help="stage 2: continue --init-checkpoint on MeteoSwiss windows only "
@@ -85,10 +89,10 @@ def main(argv=None) -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "patches.nc"
-    name = "radar-8x" if args.kind == "edm" else "radar-8x-cm"
+    name = "radar-8x" if args.parameterisation == "edm" else "radar-8x-cm"
     extra = {}
     if args.finetune:
-        if args.kind != "edm":
+        if args.parameterisation != "edm":
             ap.error("--finetune continues the EDM model only")
         years = (2015,) if args.finetune == "mch2015" else (2015, 2016)
         if not cache.exists():
@@ -105,18 +109,19 @@ def main(argv=None) -> int:
         radar_data.patches().to_netcdf(cache)
     da = xr.open_dataarray(cache).load()
     t0 = time.perf_counter()
-    model = train(
-        da, kind=args.kind, name=name, output=work / (f"{name}-quick.pt" if args.quick else f"{name}.pt"),
-        steps=20 if args.quick else args.steps, batch_size=32, crop=32, lr=1e-3,
+    model = xdownscale.train(
+        da, parameterisation=args.parameterisation, name=name,
+        output=work / (f"{name}-quick.pt" if args.quick else f"{name}.pt"),
+        iterations=20 if args.quick else args.iterations, batch_size=32, crop=32, lr=1e-3,
         channels=(16, 32, 64), attention=False, transform="log",
         scale_range=extra.get("scale_range", "auto"), sigma_data=extra.get("sigma_data"),
-        sigma_min=0.002, sigma_max=5.0, p_mean=-0.6 if args.kind == "edm" else None,
-        p_std=1.2 if args.kind == "edm" else None, ema=0.995, factors=(8,),
+        sigma_min=0.002, sigma_max=5.0, p_mean=-0.6 if args.parameterisation == "edm" else None,
+        p_std=1.2 if args.parameterisation == "edm" else None, ema=0.995, factors=(8,),
         min_valid=0.9, psd_size=64, checkpoint=None if args.quick else work / f"{name}.ckpt",
         checkpoint_every=180.0, time_limit=args.time_limit, seed=0, device="auto",
         card={
             "version": "1", "licence": LICENCE,
-            "description": (DESCRIPTION_FT if args.finetune else DESCRIPTION) if args.kind == "edm" else DESCRIPTION_CM,
+            "description": (DESCRIPTION_FT if args.finetune else DESCRIPTION) if args.parameterisation == "edm" else DESCRIPTION_CM,
             "variable": "precip", "standard_name": "lwe_precipitation_rate",
             "training": {
                 "data": FINETUNE_DATA.format(years=" and ".join(map(str, years)), steps=STAGE1_STEPS)

@@ -322,7 +322,7 @@ def test_input_errors(rng, cm, white, monkeypatch):
         da.downscale.sample(cm, factor=2, scale=0.5, device="cpu")
     bad = da.assign_coords(x=da.x * 2, y=da.y * 2)
     with pytest.raises(
-        ValueError, match="gives 2, but model 'tiny-cm' works at 1 km; pass factor=8"
+        ValueError, match="with factor=4 the input grid spacing 8 km gives 2 km, but model 'tiny-cm' works at 1 km; pass factor=8"
     ):
         bad.downscale.sample(cm, factor=4, scale=0.5, device="cpu")
     with pytest.raises(ValueError, match="could not find the spatial dims"):
@@ -442,3 +442,101 @@ def test_conserve_option_errors(rng, cm, white):
         fine.downscale.sample(white, factor=1, scale=1.0, conserve="additive", device="cpu")
     out = fine.downscale.sample(white, factor=1, scale=1.0, device="cpu")  # auto: nothing to keep
     assert "conservation" not in out.attrs["history"]
+
+
+# ----------------------------------------------------------------------------- real users' inputs
+
+
+def _global_field(rng, nt=1):
+    """Smooth positive 'rain' on a global 8-degree grid that wraps around in longitude."""
+    ny, nx = 8, 45
+    lon = np.arange(nx) * 8.0 + 4.0
+    k = np.arange(1, 5)
+    field = np.empty((nt, ny, nx))
+    for t in range(nt):
+        a, p = rng.normal(size=(k.size, ny)), rng.uniform(0, 2 * np.pi, (k.size, ny))
+        waves = a[:, :, None] * np.cos(k[:, None, None] * np.deg2rad(lon) + p[:, :, None])
+        field[t] = 0.5 * np.exp(0.6 * waves.sum(0))
+    return xr.DataArray(
+        field.astype("float32"),
+        dims=("time", "lat", "lon"),
+        coords={"lat": np.linspace(-56, 56, ny), "lon": ("lon", lon, {"units": "degrees_east"})},
+        attrs={"units": "mm h-1"},
+    )
+
+
+@pytest.mark.slow
+def test_no_seam_at_the_date_line_of_a_global_grid(rng):
+    """Interpolation, low-pass, network and conservation all wrap around: the jump across
+    the date line is no larger than across any other coarse-cell edge (it was 2.7 times)."""
+    da = _global_field(rng)
+    out = da.downscale.sample(factor=8, steps=2, seed=0).values
+    wrap = np.abs(out[..., 0] - out[..., -1]).mean()
+    edges = np.abs(out[..., 8::8] - out[..., 7:-1:8]).mean()
+    assert wrap < 1.3 * edges
+
+
+def test_a_single_2d_field_gives_a_2d_field(rng, cm):
+    da = _coarse(rng, (6, 5))
+    out = da.downscale.sample(cm, scale=0.5, device="cpu")
+    assert out.dims == ("y", "x") and out.shape == (24, 20)
+    ens = da.downscale.ensemble(3, cm, scale=0.5, device="cpu")
+    assert ens.dims == ("realization", "y", "x")
+    np.testing.assert_array_equal(ens.isel(realization=0).values, out.values)
+    stats = da.downscale.ensemble(3, cm, scale=0.5, device="cpu", reduce=["mean"])
+    assert stats["mean"].dims == ("y", "x")
+
+
+def test_all_dry_field_with_scale_auto_stays_dry():
+    pr = xdownscale.datasets.open_sample().isel(time=slice(0, 1))
+    dry = xdownscale.coarsen(pr * 0.0, 8)
+    out = dry.downscale.sample(steps=1)
+    assert float(np.abs(out).max()) == 0.0
+
+
+def test_longitude_without_units_is_taken_as_degrees():
+    pr = xdownscale.datasets.open_sample().isel(time=0)
+    coarse = xdownscale.coarsen(pr, 8)
+    bare = coarse.assign_coords(lat=coarse.lat.values, lon=coarse.lon.values)
+    assert bare.lon.attrs == {} and xdownscale.grid_info(bare).units == "degrees_east"
+    out = bare.downscale.sample(steps=1, seed=2)  # the factor comes from the model's card
+    ref = coarse.downscale.sample(steps=1, seed=2)
+    np.testing.assert_array_equal(out.values, ref.values)
+
+
+def test_unitless_projected_coordinates_say_what_was_assumed(rng, cm):
+    da = _coarse(rng, (2, 6, 5))
+    bare = da.assign_coords(x=da.x.values * 250.0, y=da.y.values * 250.0)  # "m", but unlabelled
+    with pytest.raises(ValueError, match=r"the coordinates have no units, so they were taken to be in the model's km: set da.x.attrs\['units'\]"):
+        bare.downscale.sample(cm, scale=0.5, device="cpu")
+
+
+def test_threshold_nan_is_refused_and_strings_are_converted(rng, cm):
+    da = _coarse(rng, (2, 6, 5))
+    kw = {"scale": 0.5, "device": "cpu", "reduce": ["exceedance"]}
+    with pytest.raises(ValueError, match=r"threshold=nan is not a finite number"):
+        da.downscale.ensemble(4, cm, threshold=float("nan"), **kw)
+    a = da.downscale.ensemble(4, cm, threshold="24 mm/day", **kw)
+    b = da.downscale.ensemble(4, cm, threshold=1.0, **kw)
+    np.testing.assert_array_equal(a["exceedance"].values, b["exceedance"].values)
+    assert a["exceedance"].threshold.values.tolist() == [pytest.approx(1.0)]
+    with pytest.raises(TypeError, match=r"threshold must be a number .* or a string with units"):
+        da.downscale.ensemble(4, cm, threshold=[object()], **kw)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_infinite_and_complex_inputs_are_refused(rng, cm, chunked):
+    da = _coarse(rng, (2, 6, 5))
+    bad = da.copy(data=da.values.copy())
+    bad.values[0, 1, 1] = np.inf
+    bad = bad.chunk(time=1) if chunked else bad
+    with pytest.raises(ValueError, match=r"holds 1 infinite value\(s\)"):
+        bad.downscale.sample(cm, scale=0.5, device="cpu").compute()
+    with pytest.raises(TypeError, match=r"da holds complex numbers"):
+        (da + 0j).downscale.sample(cm, scale=0.5, device="cpu")
+
+
+def test_a_huge_eager_ensemble_is_refused_before_allocating(rng, cm):
+    da = _coarse(rng, (2, 6, 5))
+    with pytest.raises(MemoryError, match=r"ensemble of n=1000000000 members held in memory needs about .* chunk the input"):
+        da.downscale.ensemble(10**9, cm, scale=0.5, device="cpu")

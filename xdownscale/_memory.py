@@ -20,7 +20,10 @@ class MemoryBudgetError(MemoryError, ValueError):
     """A request that would need more memory than the machine (or ``max_memory``) has.
 
     Raised before anything is allocated; a :class:`MemoryError` and a :class:`ValueError`.
+    Importable as ``xdownscale.MemoryBudgetError``.
     """
+
+    __module__ = "xdownscale"
 
 
 def available_memory() -> int | None:
@@ -70,7 +73,7 @@ def check_memory(
     >>> check_memory(2**40, "the ensemble", "chunk the input", max_memory=2**30)
     Traceback (most recent call last):
     ...
-    xdownscale._memory.MemoryBudgetError: the ensemble needs about 1.00 TiB, more than the ...
+    xdownscale.MemoryBudgetError: the ensemble needs about 1.00 TiB, more than the ...
     """
     budget = memory_budget(max_memory, free)
     if nbytes > budget:

@@ -56,7 +56,8 @@ class GridInfo:
     dy, dx : float or None
         Absolute grid spacing along each dim, in ``units`` (None without a coordinate).
     units : str or None
-        Units of the spatial coordinates (``"m"``, ``"km"``, ``"degrees_east"``, ...).
+        Units of the spatial coordinates (``"m"``, ``"km"``, ``"degrees_east"``, ...); a
+        longitude without ``units`` is taken to be in ``"degrees_east"``.
     periodic_x : bool
         True for a global longitude that wraps around (n * dx == 360 degrees).
     """
@@ -285,14 +286,20 @@ def grid_info(da: xr.DataArray, spatial_dims: Sequence[Hashable] | None = None) 
     >>> da = xr.DataArray(np.zeros((2, 4)), dims=("lat", "lon"),
     ...                   coords={"lat": [-45.0, 45.0], "lon": lon})
     >>> info = grid_info(da)
-    >>> info.dx, info.periodic_x
-    (90.0, True)
+    >>> info.dx, info.periodic_x, info.units
+    (90.0, True, 'degrees_east')
+
+    A longitude coordinate (by ``standard_name``, ``units`` or a name such as ``lon``)
+    without ``units`` is taken to be in degrees east; other coordinates without units have
+    ``units=None``.
     """
     y, x = find_spatial_dims(da, spatial_dims)
     sy, sx = coord_spacing(da, y), coord_spacing(da, x)
     units = None
     if x in da.coords:
         units = da.coords[x].attrs.get("units")
+        if units is None and _is_longitude(da.coords[x]):
+            units = "degrees_east"  # a longitude by its name or standard_name: degrees
     periodic = False
     if sx is not None and _is_longitude(da.coords[x]):
         periodic = abs(abs(sx) * da.sizes[x] - 360.0) < 0.5 * abs(sx)

@@ -69,7 +69,8 @@ class Fitted:
                     "saving to zarr needs the 'zarr' package: pip install zarr (or give a "
                     "path ending in .nc to write netCDF)"
                 ) from None
-            ds.to_zarr(path, **{"mode": "w", **kwargs})
+            # zarr format 2 with consolidated metadata: readable by every zarr and xarray
+            ds.to_zarr(path, **{"mode": "w", "zarr_format": 2, **kwargs})
         else:
             ds.to_netcdf(path, **kwargs)
 

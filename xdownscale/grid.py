@@ -15,6 +15,7 @@ import xarray as xr
 from . import np_grid
 from .checks import (
     as_factor,
+    check_memory,
     check_choice,
     check_dataarray,
     check_finite,
@@ -136,6 +137,25 @@ def _fine_coord(c: xr.DataArray, factor: int) -> np.ndarray:
     return vals[0] + step * p
 
 
+def _check_upsample_memory(da: xr.DataArray, y: Hashable, x: Hashable, fy: int, fx: int) -> None:
+    """Refuse an upsampling whose result (per block, for dask) cannot fit in memory."""
+    itemsize = np.dtype(da.dtype if np.issubdtype(da.dtype, np.floating) else np.float64).itemsize
+    ny, nx = da.sizes[y], da.sizes[x]
+    if da.chunks is None:
+        fields = da.size // (ny * nx)
+    else:
+        fields = int(np.prod([max(c) for d, c in da.chunksizes.items() if d not in (y, x)]))
+    out = fields * ny * fy * nx * fx * itemsize
+    weights = (ny * fy * ny + nx * fx * nx) * itemsize
+    check_memory(
+        3 * out + weights,  # the result and two temporaries of its size, and the weights
+        f"upsample by {fy} x {fx} ({ny} x {nx} -> {ny * fy} x {nx * fx} cells, {fields} "
+        f"field(s) per {'block' if da.chunks is not None else 'call'})",
+        "use a smaller factor, or chunk the non-spatial dims (e.g. da.chunk(time=1)) so that "
+        "each block fits",
+    )
+
+
 def upsample(
     da: xr.DataArray,
     factor: int | tuple[int, int],
@@ -191,6 +211,7 @@ def upsample(
     y, x = info.y, info.x
     fy, fx = as_factor(factor)
     require_whole(da, [y, x], "da", "interpolation needs whole fields")
+    _check_upsample_memory(da, y, x, fy, fx)
     kw = {
         "factor": (fy, fx),
         "interpolation": interpolation,

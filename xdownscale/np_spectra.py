@@ -276,8 +276,9 @@ def find_crossing(
         big = valid & (k <= match_below)
         if not big.any() and valid.any():  # no valid ring that large: use the largest valid one
             big = valid & (k == k[valid].min())
-        gain = float(np.mean(pt[big]) / np.mean(ps[big]))
-        ps = ps * gain
+        if big.any():  # else no valid ring at all: reported below
+            gain = float(np.mean(pt[big]) / np.mean(ps[big]))
+            ps = ps * gain
     use = np.flatnonzero((k > 0) & np.isfinite(ps) & np.isfinite(pt) & (ps > 0) & (pt > 0))
     if use.size < 2:
         raise ValueError("fewer than 2 wavenumbers where both spectra are positive and finite")

@@ -603,7 +603,8 @@ class QuantileDeltaMapping(Fitted):
             out_units = units
         params = (
             f"kind={self.kind!r}, n_quantiles={self.n_quantiles}, group={self.group!r}, "
-            f"window={self.window}, interp={interp!r}, extrapolation={extrapolation!r}, "
+            + (f"window={self.window}, " if self.group == "time.dayofyear" else "")
+            + f"interp={interp!r}, extrapolation={extrapolation!r}, "
             + (
                 "dry_threshold=None"
                 if threshold is None

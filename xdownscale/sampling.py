@@ -31,7 +31,8 @@ from .checks import (
     resolve_device,
 )
 from .grid import lowpass, upsample
-from .spectra import ScaleChoice, choose_scale
+from . import np_spectra
+from .spectra import NoStructureError, ScaleChoice, choose_scale
 from .units import expect_units, parse_quantity, unit_factors
 
 if TYPE_CHECKING:
@@ -82,16 +83,24 @@ def _resolve_factor(info, model: DownscalingModel, factor) -> int:
     card = model.card
     spacing = _spacing_in_model_units(info, card)  # None unless card.pixel_size is set
     pixel = float(card.pixel_size or 1.0)
+    have = f"{info.spacing:g} {info.units or ''}".strip() if info.spacing else ""
+    assumed = ""
+    if spacing is not None and not info.units and card.pixel_units:
+        assumed = (
+            f" (the coordinates have no units, so they were taken to be in the model's "
+            f"{card.pixel_units}: set da.{info.x}.attrs['units'] if they are not)"
+        )
+    derived = factor is None and spacing is not None
     if factor is None:
         if spacing is not None:
             ratio = spacing / pixel
             factor = round(ratio)
             if factor < 1 or abs(ratio - factor) > 0.01 * ratio:
                 raise ValueError(
-                    f"the input grid spacing {info.spacing:g} {info.units or ''} is not an integer "
-                    f"multiple of model {model.name!r}'s pixel size {card.pixel_size:g} "
-                    f"{card.pixel_units or ''} (ratio {ratio:.4g}); regrid the input or pass "
-                    "factor="
+                    f"the input grid spacing {have} is not an integer multiple of the pixel "
+                    f"size of model {model.name!r}, {card.pixel_size:g} "
+                    f"{card.pixel_units or ''} (ratio {ratio:.4g}){assumed}; regrid the input or "
+                    "pass factor=<int>"
                 )
         elif len(card.factors) == 1:
             factor = card.factors[0]
@@ -105,18 +114,19 @@ def _resolve_factor(info, model: DownscalingModel, factor) -> int:
     if fy != fx:
         raise ValueError(f"factor must be the same along y and x for sampling, got {factor!r}")
     if fy != 1 and card.factors and fy not in card.factors:
+        source = f" (from the grid spacing {have}{assumed})" if derived else ""
         raise ValueError(
-            f"factor={fy} does not match model {model.name!r}, which supports factors "
+            f"factor={fy}{source} does not match model {model.name!r}, which supports factors "
             f"{card.factors}; pass one of those (or factor=1 for input already on the model grid)"
         )
     if spacing is not None:
         fine = spacing / fy
         if abs(fine - pixel) > 0.01 * pixel:
             raise ValueError(
-                f"with factor={fy} the input grid spacing {info.spacing:g} {info.units or ''} "
-                "gives "
-                f"{fine:g}, but model {model.name!r} works at {card.pixel_size:g} "
-                f"{card.pixel_units or ''}; pass factor={max(1, round(spacing / pixel))}"
+                f"with factor={fy} the input grid spacing {have} gives {fine:g} "
+                f"{card.pixel_units or ''}, but model {model.name!r} works at "
+                f"{card.pixel_size:g} {card.pixel_units or ''}{assumed}; pass "
+                f"factor={max(1, round(spacing / pixel))}"
             )
     return fy
 
@@ -143,17 +153,27 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor
         z = card.forward_transform(fine)
         # compare shapes, not amplitudes: the input may be less (or more) variable than the
         # training data as a whole, which is no reason to regenerate its large scales
+        k_max = 0.5 / factor if factor > 1 else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a smoothed input never crosses
             # k* no finer than the coarse grid's Nyquist: the input resolves nothing smaller
-            s = choose_scale(
-                z,
-                target,
-                nan_policy="fill",
-                match_below=0.25 / factor,
-                spatial_dims=(y, x),
-                k_max=0.5 / factor if factor > 1 else None,
-            ).sigma_star
+            try:
+                s = choose_scale(
+                    z,
+                    target,
+                    nan_policy="fill",
+                    match_below=0.25 / factor,
+                    spatial_dims=(y, x),
+                    k_max=k_max,
+                ).sigma_star
+            except NoStructureError:
+                # constant input (e.g. all dry): nothing to keep but the coarse values, so
+                # regenerate every scale the coarse grid cannot resolve; with conservation a
+                # dry field stays dry
+                k = np.asarray(card.target_psd_wavenumber, dtype=float)
+                p = np.asarray(card.target_psd, dtype=float)
+                at = np.array([k_max if k_max is not None else float(k[-1])])
+                s = float(np.sqrt(np_spectra.interp_spectrum(k, p, at)[0]))
         return float(np.clip(s, model.sigma_min * 1.0001, model.sigma_max))
     if isinstance(scale, ScaleChoice):
         s = scale.sigma_star
@@ -284,7 +304,8 @@ def _prepare(
 
     register_model(model)
     plan = SamplingPlan(
-        model.ref, sampler, sigmas, s_star, seed, batch_size, dev, precision, float(gamma), f, cons
+        model.ref, sampler, sigmas, s_star, seed, batch_size, dev, precision, float(gamma), f,
+        cons, bool(info.periodic_x),
     )
     coarse = src if sampler == "conditional" or cons != "none" else None
     return _Job(fine, coarse, plan, model, order, steps, out_units, to_output)

@@ -21,9 +21,13 @@ from .grid import upsample
 from .transforms import log_forward
 from .units import unit_factors
 
-__all__ = ["ScaleChoice", "choose_scale", "psd"]
+__all__ = ["NoStructureError", "ScaleChoice", "choose_scale", "psd"]
 
 Transform = Literal["log"] | Callable[[xr.DataArray], xr.DataArray] | None
+
+
+class NoStructureError(ValueError):
+    """The fields have no power at any wavenumber k > 0 (constant, e.g. all dry)."""
 
 
 def _count_nan(da: xr.DataArray) -> int:
@@ -460,7 +464,7 @@ def choose_scale(
             k_max=k_max,
         )
     except ValueError:
-        raise ValueError(_no_spectrum_message(p_src, p_tgt)) from None
+        raise NoStructureError(_no_spectrum_message(p_src, p_tgt)) from None
     if not np.array_equal(p_tgt.wavenumber.values, k):
         p_tgt = xr.DataArray(
             c.p_target, dims="wavenumber", coords=p_src.wavenumber.coords, attrs=p_tgt.attrs

@@ -598,3 +598,12 @@ def _finish(state, d: dict[str, Any], output) -> DownscalingModel:
         model = DownscalingModel(model.denoiser, model_card)  # token from the file's hash
         model.source = f"path:{os.path.abspath(output)}"
     return model
+
+
+if __name__ == "__main__":  # pragma: no cover - the old entry point
+    import sys
+
+    sys.exit(
+        "python -m xdownscale.train was replaced by the command `xdownscale train FILES --var V "
+        "--output OUT ...` (see `xdownscale train --help`)"
+    )

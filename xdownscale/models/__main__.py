@@ -8,7 +8,9 @@ from ..cli import main as _cli_main
 
 def main(argv: list[str] | None = None) -> int:
     """``list`` / ``describe [NAME]`` as ``xdownscale models``; ``fetch`` as in the CLI."""
-    argv = list(argv or [])
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("list", "describe"):
         return _cli_main(["models", *argv])
     return _cli_main(argv)

@@ -193,9 +193,12 @@ def _load(ref: ModelRef) -> DownscalingModel:
 
 
 def get_model(
-    ref: ModelRef | str, device: torch.device | None = None
+    ref: ModelRef | str, device: torch.device | None = None, *, periodic_x: bool = False
 ) -> tuple[DownscalingModel, nn.Module]:
     """The model of ``ref`` and its denoiser on ``device`` (loaded and moved there once).
+
+    With ``periodic_x`` the denoiser pads circularly along x (input on a global grid that
+    wraps around; :func:`xdownscale.nn.networks.periodic_in_x`).
 
     Raises
     ------
@@ -219,10 +222,12 @@ def get_model(
                 )
         if device is None:
             return model, model.denoiser
-        key = (token, str(device))
+        key = (token, str(device), bool(periodic_x))
         net = _ON_DEVICE.get(key)
         if net is None:
-            net = model.denoiser
+            from .networks import periodic_in_x
+
+            net = periodic_in_x(model.denoiser) if periodic_x else model.denoiser
             if next(iter(net.parameters()), torch.empty(0)).device != device or any(
                 b.device != device for b in net.buffers()
             ):

@@ -7,6 +7,7 @@ conditioning and the output scaling live in :mod:`xdownscale.nn.precondition`
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "periodic_in_x"]
 
 
 def _groups(channels: int, groups: int) -> int:
@@ -41,6 +42,31 @@ def _pad(
     if any(py):
         x = F.pad(x, (0, 0, py[0], py[1]), mode=mode(py, x.shape[-2], periodic_y))
     return x
+
+
+def periodic_in_x(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose convolutions pad circularly along x (a global longitude).
+
+    A network trained on limited-area fields pads by reflection at its borders; on a global
+    grid that wraps around, reflection would put a seam at the date line. The weights are
+    shared in meaning (the same filters), only the boundary handling changes. ``module`` is
+    returned unchanged when nothing in it has a ``periodic_x`` switch or it is already
+    periodic.
+
+    Examples
+    --------
+    >>> net = UNet(channels=(8,), attention=False)
+    >>> periodic_in_x(net).conv_in.periodic_x, net.conv_in.periodic_x
+    (True, False)
+    """
+    switches = [m for m in module.modules() if getattr(m, "periodic_x", None) is False]
+    if not switches:
+        return module
+    out = copy.deepcopy(module)
+    for m in out.modules():
+        if getattr(m, "periodic_x", None) is False:
+            m.periodic_x = True
+    return out
 
 
 class Linear(nn.Linear):

@@ -59,6 +59,9 @@ class SamplingPlan:
     factor : int
         Ratio of the coarse and fine grids (1: the input is on the model grid).
     conserve : {"none", "additive", "multiplicative"}
+    periodic_x : bool
+        The fields wrap around along x (a global longitude): the network and the
+        conservation step pad circularly there.
     """
 
     model: ModelRef
@@ -72,6 +75,7 @@ class SamplingPlan:
     gamma: float
     factor: int
     conserve: str = "none"
+    periodic_x: bool = False
 
 
 def sample_seed(seed: int, member: int, index: Sequence[int]) -> int:
@@ -113,14 +117,16 @@ def _denoise(plan: SamplingPlan, card, net, x, y, gens) -> torch.Tensor:
             )
     out = card.inverse_transform(out.float())
     if plan.conserve != "none":
-        out = samplers.conserve(out, y.to(out.device), plan.factor, plan.conserve)
+        out = samplers.conserve(
+            out, y.to(out.device), plan.factor, plan.conserve, periodic_x=plan.periodic_x
+        )
     return torch.where(valid, out, torch.nan)
 
 
 def _batches(plan: SamplingPlan, x: np.ndarray, y: np.ndarray | None, loc: Sequence[int], members):
     """Yield ``(pairs, result)`` for device batches over (member, sample) pairs, member-major."""
     device = resolve_device(plan.device)
-    model, net = get_model(plan.model, device)
+    model, net = get_model(plan.model, device, periodic_x=plan.periodic_x)
     lead = x.shape[:-2]
     n_samples = math.prod(lead)
     flat = np.ascontiguousarray(x, dtype=np.float32).reshape(n_samples, 1, *x.shape[-2:])
@@ -161,9 +167,9 @@ def sample_fields(
 
     Parameters
     ----------
-    x : ndarray, shape (*lead, ny, nx)
+    x : ndarray, shape ``(*lead, ny, nx)``
         Source fields on the model grid, physical units (NaN = missing).
-    y : ndarray, shape (*lead, ny / factor, nx / factor), optional
+    y : ndarray, shape ``(*lead, ny / factor, nx / factor)``, optional
         The coarse fields (conditional sampling and conservation).
     loc : sequence of int
         Position of the block's first field along each leading dim of the whole array: the

@@ -120,7 +120,13 @@ def block_upsample(r: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def conserve(
-    x: torch.Tensor, y: torch.Tensor, factor: int, mode: str, smooth: int = 4
+    x: torch.Tensor,
+    y: torch.Tensor,
+    factor: int,
+    mode: str,
+    smooth: int = 4,
+    *,
+    periodic_x: bool = False,
 ) -> torch.Tensor:
     """Adjust ``x`` so that its block means equal ``y`` exactly: ``C' x = y`` (physical units).
 
@@ -144,6 +150,8 @@ def conserve(
         smoothly across block edges; the final piecewise-constant step then only removes what
         is left (a few per cent), which keeps the block edges from showing in the spectrum.
         0 applies the piecewise-constant correction alone.
+    periodic_x : bool
+        The fields wrap around along x: the correction is interpolated across the wrap too.
 
     Returns
     -------
@@ -184,9 +192,7 @@ def conserve(
         c, shift = correction(xf)
         if shift is not None:  # blocks that need the additive fallback are left to the exact step
             c = torch.where(shift != 0, 1, c)
-        c = torch.nn.functional.interpolate(
-            c, scale_factor=factor, mode="bilinear", align_corners=False
-        )
+        c = _upsample_bilinear(c, factor, periodic_x)
         c = torch.where(finite, c, 0 if mode == "additive" else 1)
         xf = xf + c if mode == "additive" else xf * c
     c, shift = correction(xf)
@@ -195,6 +201,20 @@ def conserve(
     else:
         out = xf * block_upsample(c, factor) + block_upsample(shift, factor)
     return out.reshape(*lead, h, w)
+
+
+def _upsample_bilinear(c: torch.Tensor, factor: int, periodic_x: bool) -> torch.Tensor:
+    """Bilinear upsampling of cell values by ``factor`` (cell-centred); circular along x when
+    ``periodic_x`` (one coarse cell of wrap on each side, cropped after)."""
+    if not periodic_x:
+        return torch.nn.functional.interpolate(
+            c, scale_factor=factor, mode="bilinear", align_corners=False
+        )
+    padded = torch.cat([c[..., -1:], c, c[..., :1]], dim=-1)
+    up = torch.nn.functional.interpolate(
+        padded, scale_factor=factor, mode="bilinear", align_corners=False
+    )
+    return up[..., factor:-factor]
 
 
 def _call(denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
