@@ -322,7 +322,8 @@ def test_input_errors(rng, cm, white, monkeypatch):
         da.downscale.sample(cm, factor=2, scale=0.5, device="cpu")
     bad = da.assign_coords(x=da.x * 2, y=da.y * 2)
     with pytest.raises(
-        ValueError, match="with factor=4 the input grid spacing 8 km gives 2 km, but model 'tiny-cm' works at 1 km; pass factor=8"
+        ValueError,
+        match="with factor=4 the input grid spacing 8 km gives 2 km, but model 'tiny-cm' works at 1 km; pass factor=8",
     ):
         bad.downscale.sample(cm, factor=4, scale=0.5, device="cpu")
     with pytest.raises(ValueError, match="could not find the spatial dims"):
@@ -507,7 +508,10 @@ def test_longitude_without_units_is_taken_as_degrees():
 def test_unitless_projected_coordinates_say_what_was_assumed(rng, cm):
     da = _coarse(rng, (2, 6, 5))
     bare = da.assign_coords(x=da.x.values * 250.0, y=da.y.values * 250.0)  # "m", but unlabelled
-    with pytest.raises(ValueError, match=r"the coordinates have no units, so they were taken to be in the model's km: set da.x.attrs\['units'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"the coordinates have no units, so they were taken to be in the model's km: set da.x.attrs\['units'\]",
+    ):
         bare.downscale.sample(cm, scale=0.5, device="cpu")
 
 
@@ -538,5 +542,8 @@ def test_infinite_and_complex_inputs_are_refused(rng, cm, chunked):
 
 def test_a_huge_eager_ensemble_is_refused_before_allocating(rng, cm):
     da = _coarse(rng, (2, 6, 5))
-    with pytest.raises(MemoryError, match=r"ensemble of n=1000000000 members held in memory needs about .* chunk the input"):
+    with pytest.raises(
+        MemoryError,
+        match=r"ensemble of n=1000000000 members held in memory needs about .* chunk the input",
+    ):
         da.downscale.ensemble(10**9, cm, scale=0.5, device="cpu")

@@ -15,10 +15,10 @@ import xarray as xr
 from . import np_grid
 from .checks import (
     as_factor,
-    check_memory,
     check_choice,
     check_dataarray,
     check_finite,
+    check_memory,
     coord_spacing,
     find_spatial_dims,
     grid_info,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import xarray as xr
 
+from . import np_spectra
 from .attrs import add_history
 from .checks import (
     as_factor,
@@ -31,7 +32,6 @@ from .checks import (
     resolve_device,
 )
 from .grid import lowpass, upsample
-from . import np_spectra
 from .spectra import NoStructureError, ScaleChoice, choose_scale
 from .units import expect_units, parse_quantity, unit_factors
 
@@ -304,8 +304,18 @@ def _prepare(
 
     register_model(model)
     plan = SamplingPlan(
-        model.ref, sampler, sigmas, s_star, seed, batch_size, dev, precision, float(gamma), f,
-        cons, bool(info.periodic_x),
+        model.ref,
+        sampler,
+        sigmas,
+        s_star,
+        seed,
+        batch_size,
+        dev,
+        precision,
+        float(gamma),
+        f,
+        cons,
+        bool(info.periodic_x),
     )
     coarse = src if sampler == "conditional" or cons != "none" else None
     return _Job(fine, coarse, plan, model, order, steps, out_units, to_output)
