@@ -148,7 +148,7 @@ class ModelRef:
 
 
 _MODELS: dict[str, DownscalingModel] = {}
-_ON_DEVICE: dict[tuple[str, str], nn.Module] = {}
+_ON_DEVICE: dict[tuple[str, str, bool], nn.Module] = {}
 _LOADS: dict[str, int] = {}
 _LOCK = threading.RLock()
 DEVICE_LOCKS: dict[str, threading.Lock] = {}

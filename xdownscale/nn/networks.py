@@ -65,7 +65,7 @@ def periodic_in_x(module: nn.Module) -> nn.Module:
     out = copy.deepcopy(module)
     for m in out.modules():
         if getattr(m, "periodic_x", None) is False:
-            m.periodic_x = True
+            setattr(m, "periodic_x", True)  # noqa: B010 (a plain attribute of the module)
     return out
 
 
