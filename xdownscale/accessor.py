@@ -171,6 +171,7 @@ class DownscaleAccessor:
         seed: int = 0,
         units: str | None = None,
         dim: Hashable | None = None,
+        progress: bool = False,
     ) -> xr.DataArray:
         """Bias-adjust this (sim) series by quantile delta mapping against ``ref`` and ``hist``.
 
@@ -201,6 +202,7 @@ class DownscaleAccessor:
             seed=seed,
             units=units,
             dim=dim,
+            progress=progress,
         )
 
     def debias(
@@ -218,6 +220,7 @@ class DownscaleAccessor:
         max_memory: int | None = None,
         dim: Hashable | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
+        progress: bool = False,
     ) -> xr.DataArray:
         """Debias these (sim) fields with an entropic optimal-transport map to ``ref``.
 
@@ -237,6 +240,7 @@ class DownscaleAccessor:
             max_memory=max_memory,
             dim=dim,
             spatial_dims=spatial_dims,
+            progress=progress,
         )
 
     def sample(
@@ -256,6 +260,7 @@ class DownscaleAccessor:
         conserve: Conserve = "auto",
         units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
+        progress: bool = False,
     ) -> xr.DataArray:
         """Downscale with a generative model: one fine field per input.
 
@@ -277,6 +282,7 @@ class DownscaleAccessor:
             conserve=conserve,
             units=units,
             spatial_dims=spatial_dims,
+            progress=progress,
         )
 
     def ensemble(
@@ -301,6 +307,7 @@ class DownscaleAccessor:
         conserve: Conserve = "auto",
         units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
+        progress: bool = False,
     ) -> xr.DataArray | xr.Dataset:
         """``n`` downscaled members (dim ``realization``) or streaming statistics over them.
 
@@ -327,4 +334,5 @@ class DownscaleAccessor:
             conserve=conserve,
             units=units,
             spatial_dims=spatial_dims,
+            progress=progress,
         )

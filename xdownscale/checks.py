@@ -13,7 +13,6 @@ argument, the value seen, what is allowed and the fix. Units are checked in
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ._device import check_device, resolve_device
 from ._memory import MemoryBudgetError, available_memory, check_memory, memory_budget
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "available_memory",
     "check_choice",
     "check_dataarray",
+    "check_device",
     "check_finite",
     "check_int",
     "check_memory",
@@ -529,50 +530,3 @@ def check_number(
             f"{name} must be <= {high:g}, got {value!r}" + (f"; {hint}" if hint else "")
         )
     return v
-
-
-# ----------------------------------------------------------------------------- device
-
-_DEVICES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
-
-
-def resolve_device(device: Any = "auto") -> str:
-    """The one device resolver: validate a device request and resolve ``"auto"``.
-
-    ``"auto"`` is ``"cuda"`` when torch sees a GPU (a worker with one GPU, such as a
-    dask-cuda worker whose ``CUDA_VISIBLE_DEVICES`` names it, gets that GPU), else ``"cpu"``;
-    torch is only imported for that question when an NVIDIA driver is present or torch is
-    already loaded. Whether a named GPU exists is checked by
-    :func:`xdownscale.nn.resolve_device` when the network runs.
-
-    Examples
-    --------
-    >>> resolve_device(" CPU ")
-    'cpu'
-    >>> resolve_device("gpu")
-    Traceback (most recent call last):
-    ...
-    ValueError: device='gpu' is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'
-    """
-    name = str(device) if type(device).__name__ == "device" else device
-    if not isinstance(name, str):
-        raise TypeError(
-            f"device must be a string ({_DEVICES}), got {type(device).__name__} {device!r}"
-        )
-    name = name.strip().lower()
-    if name == "auto":
-        import importlib.util
-        import sys
-
-        if os.path.exists("/proc/driver/nvidia") or "torch" in sys.modules:
-            if importlib.util.find_spec("torch") is not None:
-                import torch
-
-                if torch.cuda.is_available():
-                    return "cuda"
-        return "cpu"
-    if name == "cpu" or name == "cuda":
-        return name
-    if name.startswith("cuda:") and name[5:].isdigit():
-        return name
-    raise ValueError(f"device={device!r} is not supported; use {_DEVICES}")

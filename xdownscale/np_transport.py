@@ -129,6 +129,10 @@ class _NumpyBackend:
 def backend(device: str = "cpu") -> Any:
     """The array backend for ``device``: numpy for ``"cpu"``, else the torch backend of
     :mod:`xdownscale.nn.ot_backend` (``"cuda"``, ``"cuda:N"``; ``"torch:cpu"`` for testing)."""
+    if device != "torch:cpu":
+        from ._device import resolve_device
+
+        device = resolve_device(device)  # "auto": CUDA when this process has a GPU
     if device == "cpu":
         return _NumpyBackend()
     from .nn.ot_backend import TorchBackend
@@ -354,6 +358,7 @@ def sinkhorn(
     store_cost: bool | None = None,
     max_memory: int | None = None,
     device: str = "cpu",
+    callback: Callable[[int], Any] | None = None,
 ) -> SinkhornResult:
     """Entropic optimal-transport potentials between two sample sets (log-stabilised Sinkhorn).
 
@@ -385,6 +390,9 @@ def sinkhorn(
         Bytes the solver may allocate; default 80 % of the available memory of the device.
     device : str
         ``"cpu"`` (numpy) or a torch device (``"cuda"``, ``"cuda:1"``, ``"torch:cpu"``).
+    callback : callable, optional
+        ``callback(n_iter)`` after every iteration, with the iterations done so far over all
+        stages (for a progress bar).
 
     Returns
     -------
@@ -443,11 +451,13 @@ def sinkhorn(
         _fill_blocks(bk, K, n, m, fill)
 
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        return _solve(bk, K, rebuild, av, bv, n, m, eps, eps_start, eps_decay, max_iter, tol, relax)
+        return _solve(
+            bk, K, rebuild, av, bv, n, m, eps, eps_start, eps_decay, max_iter, tol, relax, callback
+        )
 
 
 def _solve(
-    bk, K, rebuild, av, bv, n, m, eps, eps_start, eps_decay, max_iter, tol, relax
+    bk, K, rebuild, av, bv, n, m, eps, eps_start, eps_decay, max_iter, tol, relax, callback=None
 ) -> SinkhornResult:
     f = bk.full(n, 0.0)
     g = bk.full(m, 0.0)
@@ -492,6 +502,8 @@ def _solve(
             col = bk.l1dev(bv, v * t)  # column error of the plan (new u, v)
             v = 1.0 / t if omega == 1.0 else v ** (1.0 - omega) * t ** (-omega)
             it += 1
+            if callback is not None:
+                callback(total + it)
             if not (bk.isfinite(u) and bk.isfinite(v)):
                 raise FloatingPointError(
                     f"Sinkhorn kernel underflowed at eps={e:.3g} (a row or column of "

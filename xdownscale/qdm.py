@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from . import np_qdm, np_qdm_groups
+from . import progress as _progress
 from ._version import __version__
 from .attrs import add_history
 from .checks import check_choice, check_dataarray, check_finite, check_int, find_time_dim
@@ -686,6 +687,7 @@ def qdm(
     seed: int = 0,
     units: str | None = None,
     dim: Hashable | None = None,
+    progress: bool = False,
 ) -> xr.DataArray:
     """Bias-adjust ``sim`` by quantile delta mapping against ``ref`` (obs) and ``hist`` (model).
 
@@ -705,6 +707,9 @@ def qdm(
     dim : hashable, optional
         The sample dim of all inputs: their time dim (default: found with
         :func:`find_time_dim`).
+    progress : bool
+        Compute a lazy result now with a progress bar (persisted under a distributed client;
+        :func:`xdownscale.progress.compute`).
 
     Returns
     -------
@@ -741,6 +746,7 @@ def qdm(
         dry_threshold=dry_threshold,
         seed=seed,
     )
-    return qm.fit(ref, hist, dim=dim).apply(
+    out = qm.fit(ref, hist, dim=dim).apply(
         sim, interp=interp, extrapolation=extrapolation, units=units, dim=dim
     )
+    return _progress.compute(out, "qdm") if progress else out

@@ -19,17 +19,18 @@ import numpy as np
 import xarray as xr
 
 from . import np_spectra
+from . import progress as _progress
 from .attrs import add_history
 from .checks import (
     as_factor,
     check_choice,
     check_dataarray,
+    check_device,
     check_finite,
     check_int,
     check_memory,
     grid_info,
     require_whole,
-    resolve_device,
 )
 from .grid import lowpass, upsample
 from .spectra import NoStructureError, ScaleChoice, choose_scale
@@ -247,6 +248,7 @@ def _prepare(
     conserve: str,
     units: str | None,
     spatial_dims: Sequence[Hashable] | None,
+    progress: bool = False,
 ) -> _Job:
     da = check_finite(check_dataarray(da, "da"), "da")
     model = _resolve_model(model)
@@ -283,7 +285,12 @@ def _prepare(
     seed = check_int(seed, "seed", 0)
     batch_size = check_int(batch_size, "batch_size", 1)
     check_choice(precision, "precision", ("float32", "bfloat16"))
-    dev = resolve_device(device)
+    dev = check_device(device)  # "auto" is resolved by each worker, on its own hardware
+    client = _client()
+    if dev.startswith("cuda") and client is None:
+        from .nn.device import resolve_device as torch_device
+
+        torch_device(dev)  # no cluster: a GPU that is not there fails now, not at compute
     order = tuple(da.dims)
     lead = [d for d in order if d not in (y, x)]
     src = da.transpose(*lead, y, x)
@@ -303,6 +310,10 @@ def _prepare(
     from .nn.pipeline import SamplingPlan
 
     register_model(model)
+    if client is not None:
+        from .cluster import share_model
+
+        share_model(model, client)  # an in-memory model reaches every worker, once
     plan = SamplingPlan(
         model.ref,
         sampler,
@@ -318,7 +329,25 @@ def _prepare(
         bool(info.periodic_x),
     )
     coarse = src if sampler == "conditional" or cons != "none" else None
+    if progress and fine.chunks is None and lead:
+        # computed through dask, a batch of fields per block, so that a bar can count blocks
+        # (results do not depend on the chunking)
+        first = lead[0]
+        per = int(np.prod([fine.sizes[d] for d in lead[1:]]))
+        fine = fine.chunk({first: max(1, batch_size // max(per, 1))})
+        coarse = None if coarse is None else coarse.chunk({first: fine.chunksizes[first]})
     return _Job(fine, coarse, plan, model, order, steps, out_units, to_output)
+
+
+def _client():
+    """The active distributed client, if distributed is in use (imported only then)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    from .cluster import current_client
+
+    return current_client()
 
 
 def _sigmas(sampler: str, steps: int, sigma_min: float, sigma_star: float) -> tuple[float, ...]:
@@ -410,6 +439,7 @@ def sample(
     conserve: Conserve = "auto",
     units: str | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
+    progress: bool = False,
 ) -> xr.DataArray:
     """Downscale a coarse field with a generative model: one realistic fine field per input.
 
@@ -465,6 +495,10 @@ def sample(
         converted to the model's and back, e.g. ``kg m-2 s-1`` for a model in ``mm h-1``).
     spatial_dims : (hashable, hashable), optional
         Override the discovered ``(y, x)`` dims.
+    progress : bool
+        Compute now with a progress bar (:func:`xdownscale.progress.compute`): under a
+        distributed client the result is persisted on the cluster and shown with
+        ``distributed.progress``; else computed, with a bar counting blocks of fields.
 
     Returns
     -------
@@ -516,6 +550,7 @@ def sample(
         conserve=conserve,
         units=units,
         spatial_dims=spatial_dims,
+        progress=progress,
     )
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
@@ -539,7 +574,8 @@ def sample(
         )
     out = xr.DataArray(_to_output(data, job), dims=fine.dims, coords=fine.coords, name=da.name)
     out.attrs = _attrs(da, job, "sample: " + _history(job))
-    return out.transpose(*job.order)
+    out = out.transpose(*job.order)
+    return _progress.compute(out, "sample") if progress else out
 
 
 def _thresholds(threshold: Any, units: str | None) -> list[float]:
@@ -621,6 +657,7 @@ def ensemble(
     conserve: Conserve = "auto",
     units: str | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
+    progress: bool = False,
 ) -> xr.DataArray | xr.Dataset:
     """An ensemble of ``n`` downscaled realisations, or statistics over it computed streaming.
 
@@ -628,7 +665,7 @@ def ensemble(
     ----------
     da, model, factor, scale, sampler, steps, seed, batch_size, device, precision
         As :func:`sample`.
-    gamma, interpolation, conserve, units, spatial_dims
+    gamma, interpolation, conserve, units, spatial_dims, progress
         As :func:`sample`; member ``m`` uses the noise of ``(seed, m, position)``, so member 0
         equals :func:`sample` with the same arguments.
     n : int
@@ -698,11 +735,13 @@ def ensemble(
         conserve=conserve,
         units=units,
         spatial_dims=spatial_dims,
+        progress=progress,
     )
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
     if reduce is None:
-        return _members(da, n, job, member_chunk)
+        members = _members(da, n, job, member_chunk)
+        return _progress.compute(members, f"ensemble of {n}") if progress else members
     reduce_list, thresholds, quantiles, stats = _stats_spec(reduce, threshold, q, job.units)
     core_stats = tuple((k, _to_model(t, job) if k == "exceedance" else t) for k, t in stats)
     if "quantile" in reduce_list:
@@ -761,7 +800,7 @@ def ensemble(
         attrs["cell_methods"] = f"realization: {kind} ({n} members)"
         dims = [d for d in v.dims if d not in job.order] + list(job.order)
         out[kind] = v.transpose(*dims).assign_attrs(attrs)
-    return out
+    return _progress.compute(out, f"ensemble statistics over {n}") if progress else out
 
 
 def _to_model(t: float, job: _Job) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from . import np_transport
+from . import progress as _progress
 from ._version import __version__
 from .attrs import add_history
 from .checks import (
@@ -32,6 +33,7 @@ from .checks import (
 )
 from .fitted import Fitted
 from .grid import coarsen
+from .progress import ProgressBar
 from .units import like_units
 
 __all__ = ["ConvergenceWarning", "OptimalTransportDebiaser", "debias"]
@@ -244,6 +246,7 @@ class OptimalTransportDebiaser(Fitted):
         *,
         dim: Hashable | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
+        progress: bool = False,
     ) -> OptimalTransportDebiaser:
         """Learn the map from the distribution of ``hist`` snapshots to that of ``ref``'s.
 
@@ -260,6 +263,8 @@ class OptimalTransportDebiaser(Fitted):
             (:func:`xdownscale.find_time_dim`).
         spatial_dims : (hashable, hashable), optional
             Override the discovered ``(y, x)`` dims (same names in hist and ref).
+        progress : bool
+            Show a bar over the Sinkhorn iterations (up to ``max_iter``).
 
         Returns
         -------
@@ -333,6 +338,7 @@ class OptimalTransportDebiaser(Fitted):
                 "is nothing to debias"
             )
         eps = self.reg * med
+        bar = ProgressBar(self.max_iter, "debias: Sinkhorn", unit="iteration") if progress else None
         res = np_transport.sinkhorn(
             Ys,
             Zs,
@@ -343,7 +349,10 @@ class OptimalTransportDebiaser(Fitted):
             eps_decay=self.eps_decay,
             max_memory=self.max_memory,
             device=device,
+            callback=None if bar is None else (lambda n: bar.update(n - bar.n)),
         )
+        if bar is not None:
+            bar.close()
         coords = {d: hist.coords[d] for d in (y, x) if d in hist.coords}
         mask_da = xr.DataArray(
             mask.reshape(hist.sizes[y], hist.sizes[x]).astype(np.int8), dims=(y, x), coords=coords
@@ -487,7 +496,7 @@ class OptimalTransportDebiaser(Fitted):
             output_dtypes=[dtype],
             kwargs={
                 "eps": float(state.attrs["eps"]),
-                "device": resolve_device(self.device),
+                "device": self.device,  # each process resolves "auto" on its own hardware
                 "batch_size": batch_size,
             },
             keep_attrs=True,
@@ -567,6 +576,7 @@ def debias(
     max_memory: int | None = None,
     dim: Hashable | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
+    progress: bool = False,
 ) -> xr.DataArray:
     """Debias whole coarse fields with an entropic optimal-transport map (Wan et al. 2023).
 
@@ -592,6 +602,9 @@ def debias(
         The sample dim of hist and ref (default: the time dim).
     spatial_dims : (hashable, hashable), optional
         Override the discovered ``(y, x)`` dims.
+    progress : bool
+        Show a bar over the Sinkhorn iterations of the fit, and compute a lazy result now
+        with a progress bar (persisted under a distributed client).
 
     Returns
     -------
@@ -629,5 +642,8 @@ def debias(
         standardize=standardize,
         max_memory=max_memory,
     )
-    ot.fit(ref, sim if hist is None else hist, dim=dim, spatial_dims=spatial_dims)
-    return ot.apply(sim, spatial_dims=spatial_dims)
+    ot.fit(
+        ref, sim if hist is None else hist, dim=dim, spatial_dims=spatial_dims, progress=progress
+    )
+    out = ot.apply(sim, spatial_dims=spatial_dims)
+    return _progress.compute(out, "debias") if progress else out
