@@ -50,12 +50,21 @@ def _keys(t: np.ndarray, a: float = -0.5) -> np.ndarray:
     return out
 
 
-def interp_matrix(n: int, factor: int, interpolation: InterpMethod, periodic: bool) -> np.ndarray:
-    """Weights ``W`` (n * factor, n) mapping cell centres of a coarse axis to a fine axis.
+def interp_taps(
+    n: int, factor: int, interpolation: InterpMethod, periodic: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices and weights ``(idx, w)``, each ``(n * factor, taps)``, of a fine axis.
 
     Fine cell ``j`` sits at coarse-index position ``p = (j + 0.5) / factor - 0.5`` (cell-centred
-    grids). Out-of-range neighbours wrap when ``periodic``, else are clamped to the edge cell
-    (constant extrapolation over the outer half cell).
+    grids) and is ``sum_t w[j, t] a[idx[j, t]]``: 1 tap for nearest, 2 for bilinear, 4 for
+    bicubic (Keys kernel). Out-of-range neighbours wrap when ``periodic``, else are clamped to
+    the edge cell (constant extrapolation over the outer half cell).
+
+    Examples
+    --------
+    >>> idx, w = interp_taps(2, 2, "bilinear", periodic=False)
+    >>> idx.tolist(), w.tolist()
+    ([[0, 0], [0, 1], [0, 1], [1, 1]], [[0.25, 0.75], [0.75, 0.25], [0.25, 0.75], [0.75, 0.25]])
     """
     p = (np.arange(n * factor) + 0.5) / factor - 0.5
     if interpolation == "nearest":
@@ -75,13 +84,35 @@ def interp_matrix(n: int, factor: int, interpolation: InterpMethod, periodic: bo
             raise ValueError(interpolation)
     idx = base[:, None] + offsets[None, :]
     idx = np.mod(idx, n) if periodic else np.clip(idx, 0, n - 1)
-    w = np.zeros((p.size, n))
-    np.add.at(w, (np.repeat(np.arange(p.size), len(offsets)), idx.ravel()), weights.ravel())
+    return idx, weights
+
+
+def interp_matrix(n: int, factor: int, interpolation: InterpMethod, periodic: bool) -> np.ndarray:
+    """The dense weights ``W`` (n * factor, n) of :func:`interp_taps` (fine = W @ coarse)."""
+    idx, weights = interp_taps(n, factor, interpolation, periodic)
+    w = np.zeros((idx.shape[0], n))
+    np.add.at(w, (np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.ravel()), weights.ravel())
     return w
 
 
-def _apply(wy: np.ndarray, wx: np.ndarray, a: np.ndarray) -> np.ndarray:
-    return np.matmul(np.matmul(wy, a), wx.T)
+def _along(a: np.ndarray, taps: tuple[np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+    """Interpolate ``a`` along ``axis`` with ``taps``: a fixed sum over the taps, in order.
+
+    No BLAS: its results depend on the number of threads, these do not (so a dask worker
+    with one thread and a laptop with many give the same fields, to the bit).
+    """
+    idx, w = taps
+    shape = [1] * a.ndim
+    shape[axis] = idx.shape[0]
+    out = None
+    for t in range(idx.shape[1]):
+        term = np.take(a, idx[:, t], axis=axis) * w[:, t].astype(a.dtype).reshape(shape)
+        out = term if out is None else out + term
+    return out
+
+
+def _apply(ty, tx, a: np.ndarray) -> np.ndarray:
+    return _along(_along(a, ty, -2), tx, -1)
 
 
 def upsample(
@@ -103,8 +134,8 @@ def upsample(
     ny, nx = a.shape[-2:]
     (fy, fx), (py, px) = factor, periodic
     dtype = a.dtype
-    wy = interp_matrix(ny, fy, interpolation, py).astype(dtype)
-    wx = interp_matrix(nx, fx, interpolation, px).astype(dtype)
+    wy = interp_taps(ny, fy, interpolation, py)
+    wx = interp_taps(nx, fx, interpolation, px)
     valid = np.isfinite(a)
     if valid.all():
         out = _apply(wy, wx, a)
@@ -114,9 +145,10 @@ def upsample(
         with np.errstate(invalid="ignore", divide="ignore"):
             out = _apply(wy, wx, a0) / _apply(wy, wx, v)
             if interpolation == "bicubic":
-                by = interp_matrix(ny, fy, "bilinear", py).astype(dtype)
-                bx = interp_matrix(nx, fx, "bilinear", px).astype(dtype)
-                touched = _apply(np.abs(wy), np.abs(wx), 1 - v) > 0
+                by = interp_taps(ny, fy, "bilinear", py)
+                bx = interp_taps(nx, fx, "bilinear", px)
+                absy, absx = (wy[0], np.abs(wy[1])), (wx[0], np.abs(wx[1]))
+                touched = _apply(absy, absx, 1 - v) > 0
                 linear = _apply(by, bx, a0) / _apply(by, bx, v)
                 out = np.where(touched, linear, out)
         parent = np.repeat(np.repeat(valid, fy, axis=-2), fx, axis=-1)

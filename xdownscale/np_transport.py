@@ -25,8 +25,10 @@ iterations ``f_i = -eps LSE_j((g_j - C_ij)/eps + log b_j)``,
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -604,16 +606,60 @@ def entropic_map(
     rows = max(1, min(rows, k))
     work = bk.empty((rows, m))
     out = bk.empty((k, Z.shape[1]))
-    for r0 in range(0, k, rows):
-        r1 = min(k, r0 + rows)
-        xb = X[r0:r1]
-        w = bk.sqdist_(work[: r1 - r0], xb, bk.sqnorm(xb), Z, zz)
-        # logits (g_j - C_ij) / eps, in place
-        w *= -1.0 / eps
-        w += gv[None, :] / eps
-        bk.softmax_rows_(w)
-        out[r0:r1] = w @ Z
+    with _one_blas_thread(bk):
+        for r0 in range(0, k, rows):
+            r1 = min(k, r0 + rows)
+            xb = X[r0:r1]
+            w = bk.sqdist_(work[: r1 - r0], xb, bk.sqnorm(xb), Z, zz)
+            # logits (g_j - C_ij) / eps, in place
+            w *= -1.0 / eps
+            w += gv[None, :] / eps
+            bk.softmax_rows_(w)
+            out[r0:r1] = w @ Z
     return bk.to_numpy(out)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMITER: Any = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread(bk: Any) -> Iterator[None]:
+    """One BLAS thread for the map on the CPU: BLAS results depend on its number of threads,
+    and the map must give the same bits in a dask worker (one thread) as on a laptop (many).
+    Blocks of snapshots run in parallel anyway (one dask task each). The limit is process-wide,
+    so it is counted: it is lifted when the last block running in this process is done."""
+    global _BLAS_USERS, _BLAS_LIMITER
+    if bk.name != "numpy":
+        yield
+        return
+    import threadpoolctl
+
+    # threadpoolctl lets only one "controlling" thread change a process-wide OpenBLAS pool;
+    # the count below makes the first block in set the limit and the last one out lift it,
+    # whichever threads they run in, so each hand-over is forced
+    release = getattr(
+        getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None
+    )
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            if release is not None:
+                release(force=True)
+            _BLAS_LIMITER = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0 and _BLAS_LIMITER is not None:
+                if release is not None:
+                    release(force=True)
+                _BLAS_LIMITER.restore_original_limits()
+                if release is not None:
+                    release(force=True)
+                _BLAS_LIMITER = None
 
 
 def map_fields(
