@@ -26,7 +26,10 @@ def client():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # port and resource warnings of a local test cluster
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
             worker_dashboard_address=None,
         )
     with distributed.Client(cluster) as c:
@@ -40,8 +43,12 @@ def _tiny(seed=0, channels=(8, 16)):
     torch.manual_seed(seed)
     net = UNet(channels=channels, attention=False)
     card = {
-        "name": "tiny", "units": "mm h-1", "transform": "log", "scale_min": 0.0,
-        "scale_max": 4.0, "factors": (4,),
+        "name": "tiny",
+        "units": "mm h-1",
+        "transform": "log",
+        "scale_min": 0.0,
+        "scale_max": 4.0,
+        "factors": (4,),
         "extra": {"network": {"class": "UNet", "config": net.config}},
     }
     return DownscalingModel(EDMDenoiser(net, sigma_max=5.0), card)
@@ -123,8 +130,7 @@ def test_qdm_and_debias_are_identical_to_the_threaded_scheduler(client, rng):
 
     def series(mu):
         data = rng.normal(mu, 1.0, (730, 3, 4))
-        return xr.DataArray(data, dims=("time", "y", "x"), coords={"time": t},
-                            attrs={"units": "K"})
+        return xr.DataArray(data, dims=("time", "y", "x"), coords={"time": t}, attrs={"units": "K"})
 
     sim, ref, hist = series(2.0), series(1.0), series(0.0)
     q = xd.qdm(sim.chunk(y=1), ref.chunk(y=1), hist, group="time.month", interp="linear")

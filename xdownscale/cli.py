@@ -1,4 +1,4 @@
-"""The command line: ``xdownscale demo | fetch | models | train``.
+"""The command line: ``xdownscale demo | downscale | fetch | models | train``.
 
 One error policy for every command: bad arguments exit with code 2 and one line naming the
 option, the value and the fix; failures at run time exit with code 1 and a one-line cause.
@@ -344,7 +344,132 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- downscale
+
+
+def _chunks(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        dim, _, size = part.partition("=")
+        try:
+            n = int(size)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not 'dim=N[,dim=N]', e.g. time=8"
+            ) from None
+        if not dim or n < 1:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: each entry is dim=N with N >= 1, e.g. time=8"
+            )
+        out[dim.strip()] = n
+    return out
+
+
+def _scale(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive noise level or 'auto'")
+    return value
+
+
+def _stats(text: str) -> list[str]:
+    from .sampling import _STATS
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in _STATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown statistic(s) {bad}; use a comma-separated list of {list(_STATS)}"
+        )
+    return names
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers"
+        ) from None
+
+
+def _downscale(args: argparse.Namespace) -> int:
+    from .batch import BatchConfig, run
+
+    if len(args.paths) < 2:
+        raise _Usage("IN OUT", "give the input file(s) and then the output path")
+    *inputs, output = args.paths
+    if args.members is not None and args.reduce is None and args.members < 1:
+        raise _Usage("--members", f"{args.members} must be >= 1")
+    if args.reduce and not args.members:
+        raise _Usage("--reduce", "statistics over members need --members N (e.g. --members 50)")
+    if args.reduce and "exceedance" in args.reduce and not args.threshold:
+        raise _Usage("--threshold", "--reduce exceedance needs --threshold T[,T...]")
+    if args.reduce and "quantile" in args.reduce and not args.q:
+        raise _Usage("--q", "--reduce quantile needs --q P[,P...] with P in [0, 1]")
+    if args.scheduler and args.workers:
+        raise _Usage("--workers", "give either --scheduler ADDRESS or --workers N, not both")
+    config = BatchConfig(
+        inputs=inputs,
+        output=output,
+        var=args.var,
+        model=args.model,
+        factor=args.factor,
+        members=args.members,
+        reduce=args.reduce,
+        threshold=args.threshold,
+        q=args.q,
+        scale=args.scale,
+        sampler=args.sampler,
+        steps=args.steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        qdm_ref=args.qdm_ref,
+        qdm_hist=args.qdm_hist,
+        qdm_group=args.group,
+        qdm_kind=args.qdm_kind,
+        debias_ref=args.debias_ref,
+        chunks=args.chunks,
+        device=args.device,
+    )
+    cluster = client = None
+    try:
+        if args.scheduler or args.workers:
+            import distributed
+
+            if args.scheduler:
+                client = distributed.Client(args.scheduler)
+            else:
+                cluster = distributed.LocalCluster(
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+                client = distributed.Client(cluster)
+        result = run(config, overwrite=args.overwrite, progress=not args.no_progress)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    print(result.summary())
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one line on a bad argument (no usage block), exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _Usage(Exception):
@@ -356,12 +481,12 @@ class _Usage(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``xdownscale`` argument parser (all sub-commands)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xdownscale",
-        description="Downscale coarse fields with xarray: demo, fetch, models, train.",
+        description="Downscale coarse fields with xarray: demo, downscale, fetch, models, train.",
     )
     parser.add_argument("--version", action="version", version=f"xdownscale {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
         "demo", help="downscale the embedded radar sample with the default model (offline)"
@@ -378,6 +503,107 @@ def build_parser() -> argparse.ArgumentParser:
         help="a registered model name or weight file (default: the embedded default)",
     )
     p.set_defaults(run=_demo)
+
+    p = sub.add_parser(
+        "downscale",
+        help="downscale a file (netCDF, a glob, or zarr) into zarr or netCDF, resumably",
+        description="Downscale the variable --var of IN (netCDF file(s), a glob, or a zarr "
+        "store), optionally after quantile delta mapping (--qdm-ref/--qdm-hist) or "
+        "optimal-transport debiasing (--debias-ref), and write OUT (a path ending in .zarr, or "
+        "netCDF) one time chunk at a time. A rerun after an interruption skips the chunks "
+        "already written.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="the input(s) (netCDF files, a glob, or a zarr store), then OUT",
+    )
+    p.add_argument("--var", required=True, help="variable to downscale")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="registered name or weight file (default: the embedded default)",
+    )
+    p.add_argument(
+        "--factor",
+        type=_int_at_least(1),
+        default=None,
+        help="coarse / fine grid ratio (default: from the model)",
+    )
+    p.add_argument(
+        "--members",
+        type=_int_at_least(1),
+        default=None,
+        help="an ensemble of N members (dim 'realization')",
+    )
+    p.add_argument(
+        "--reduce",
+        type=_stats,
+        default=None,
+        help="statistics over --members instead of the members, e.g. mean,std",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_floats,
+        default=None,
+        help="thresholds for --reduce exceedance, e.g. 0.1,1",
+    )
+    p.add_argument(
+        "--q", type=_floats, default=None, help="probabilities for --reduce quantile, e.g. 0.1,0.9"
+    )
+    p.add_argument("--scale", type=_scale, default="auto", help="'auto' or a noise level sigma*")
+    p.add_argument(
+        "--sampler",
+        "--method",
+        dest="sampler",
+        default=None,
+        choices=["consistency", "heun", "sde", "conditional"],
+        help="sampler (default: the model's first)",
+    )
+    p.add_argument("--steps", type=_int_at_least(1), default=None, help="sampler steps")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument(
+        "--batch-size", type=_int_at_least(1), default=32, help="fields per network call"
+    )
+    p.add_argument(
+        "--qdm-ref", default=None, help="observations for quantile delta mapping (same --var)"
+    )
+    p.add_argument(
+        "--qdm-hist", default=None, help="the model over the calibration period (same --var)"
+    )
+    p.add_argument(
+        "--group",
+        default="time.month",
+        choices=["time", "time.season", "time.month", "time.dayofyear"],
+        help="QDM grouping (default time.month)",
+    )
+    p.add_argument("--qdm-kind", default="additive", choices=["additive", "multiplicative"])
+    p.add_argument(
+        "--debias-ref",
+        default=None,
+        help="reference fields for optimal-transport debiasing (same --var)",
+    )
+    p.add_argument(
+        "--chunks", type=_chunks, default={"time": 8}, help="input chunks, e.g. time=8 (default)"
+    )
+    p.add_argument(
+        "--scheduler", default=None, help="address of a dask scheduler (tcp://host:8786)"
+    )
+    p.add_argument(
+        "--workers",
+        type=_int_at_least(1),
+        default=None,
+        help="start a local cluster of N worker processes",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="'auto', 'cpu', 'cuda' or 'cuda:N' (each worker resolves 'auto')",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_downscale)
 
     p = sub.add_parser("fetch", help="pre-fill the model cache (e.g. on a login node)")
     p.add_argument("names", nargs="*", help="registered model names")
@@ -450,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, _Usage)
+_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, _Usage)
 
 
 def _one_line(err: BaseException) -> str:

@@ -104,10 +104,9 @@ def _along(a: np.ndarray, taps: tuple[np.ndarray, np.ndarray], axis: int) -> np.
     idx, w = taps
     shape = [1] * a.ndim
     shape[axis] = idx.shape[0]
-    out = None
-    for t in range(idx.shape[1]):
-        term = np.take(a, idx[:, t], axis=axis) * w[:, t].astype(a.dtype).reshape(shape)
-        out = term if out is None else out + term
+    out = np.take(a, idx[:, 0], axis=axis) * w[:, 0].astype(a.dtype).reshape(shape)
+    for t in range(1, idx.shape[1]):
+        out = out + np.take(a, idx[:, t], axis=axis) * w[:, t].astype(a.dtype).reshape(shape)
     return out
 
 
