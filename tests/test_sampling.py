@@ -547,3 +547,41 @@ def test_a_huge_eager_ensemble_is_refused_before_allocating(rng, cm):
         match=r"ensemble of n=1000000000 members held in memory needs about .* chunk the input",
     ):
         da.downscale.ensemble(10**9, cm, scale=0.5, device="cpu")
+
+
+def test_resources_annotate_only_the_network_tasks(rng, cm):
+    da = _coarse(rng).chunk(time=2)
+    out = da.downscale.sample(cm, scale=0.5, device="cpu", resources={"GPU": 1})
+    layers = out.data.__dask_graph__().layers
+    annotated = {name.split("-")[0] for name, lay in layers.items() if lay.annotations}
+    assert annotated == {"_sample_task"}
+    ens = da.downscale.ensemble(2, cm, scale=0.5, device="cpu", resources={"GPU": 1})
+    assert any(
+        lay.annotations == {"resources": {"GPU": 1}}
+        for lay in ens.data.__dask_graph__().layers.values()
+    )
+    with pytest.raises(TypeError, match=r"resources must be a dict such as \{'GPU': 1\}"):
+        da.downscale.sample(cm, scale=0.5, device="cpu", resources="GPU")
+
+
+def test_device_auto_is_resolved_by_the_process_that_runs_the_task(rng, cm, monkeypatch):
+    da = _coarse(rng).chunk(time=2)
+    out = da.downscale.sample(cm, scale=0.5)  # device="auto": kept in the graph as "auto"
+    from xdownscale.nn import device as nd
+
+    seen = []
+    real = nd.resolve_device
+    monkeypatch.setattr(
+        "xdownscale.nn.pipeline.resolve_device", lambda d: seen.append(d) or real("cpu")
+    )
+    out.compute()
+    assert seen and set(seen) == {"auto"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_device_uses_the_gpu_and_agrees_with_the_cpu(rng, cm):
+    da = _coarse(rng)
+    gpu = da.downscale.sample(cm, scale=0.5, device="auto")
+    cpu = da.downscale.sample(cm, scale=0.5, device="cpu")
+    np.testing.assert_allclose(gpu.values, cpu.values, rtol=1e-3, atol=1e-4)

@@ -261,6 +261,7 @@ class DownscaleAccessor:
         units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
         progress: bool = False,
+        resources: dict[str, float] | None = None,
     ) -> xr.DataArray:
         """Downscale with a generative model: one fine field per input.
 
@@ -283,6 +284,7 @@ class DownscaleAccessor:
             units=units,
             spatial_dims=spatial_dims,
             progress=progress,
+            resources=resources,
         )
 
     def ensemble(
@@ -308,6 +310,7 @@ class DownscaleAccessor:
         units: str | None = None,
         spatial_dims: Sequence[Hashable] | None = None,
         progress: bool = False,
+        resources: dict[str, float] | None = None,
     ) -> xr.DataArray | xr.Dataset:
         """``n`` downscaled members (dim ``realization``) or streaming statistics over them.
 
@@ -335,4 +338,5 @@ class DownscaleAccessor:
             units=units,
             spatial_dims=spatial_dims,
             progress=progress,
+            resources=resources,
         )

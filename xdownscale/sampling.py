@@ -229,6 +229,7 @@ class _Job:
     steps: int
     units: str | None  # units of the result
     to_output: tuple[float, float] | None  # model units -> result units (scale, offset)
+    resources: dict[str, float] | None = None  # dask resource annotations of the core tasks
 
 
 def _prepare(
@@ -249,6 +250,7 @@ def _prepare(
     units: str | None,
     spatial_dims: Sequence[Hashable] | None,
     progress: bool = False,
+    resources: dict[str, float] | None = None,
 ) -> _Job:
     da = check_finite(check_dataarray(da, "da"), "da")
     model = _resolve_model(model)
@@ -336,7 +338,11 @@ def _prepare(
         per = int(np.prod([fine.sizes[d] for d in lead[1:]]))
         fine = fine.chunk({first: max(1, batch_size // max(per, 1))})
         coarse = None if coarse is None else coarse.chunk({first: fine.chunksizes[first]})
-    return _Job(fine, coarse, plan, model, order, steps, out_units, to_output)
+    if resources is not None and not (
+        isinstance(resources, dict) and all(isinstance(v, (int, float)) for v in resources.values())
+    ):
+        raise TypeError(f"resources must be a dict such as {{'GPU': 1}}, got {resources!r}")
+    return _Job(fine, coarse, plan, model, order, steps, out_units, to_output, resources)
 
 
 def _client():
@@ -394,6 +400,20 @@ def _to_output(data, job: _Job):
 # ----------------------------------------------------------------------------- dask tasks
 
 
+def _map_blocks(job: _Job, func, *args, **kwargs):
+    """``dask.array.map_blocks`` of a core task, with the job's plan and resource annotations."""
+    import contextlib
+
+    import dask
+    import dask.array as dsa
+
+    annotate = dask.annotate(resources=job.resources) if job.resources else contextlib.nullcontext()
+    with annotate:
+        return dsa.map_blocks(
+            func, *args, plan=job.plan, dtype=np.float32, meta=np.array((), np.float32), **kwargs
+        )
+
+
 def _sample_task(x, *rest, block_info=None, plan: SamplingPlan, nlead: int) -> np.ndarray:
     """One input block, member 0 (:func:`xdownscale.nn.pipeline.sample_fields`)."""
     from .nn.pipeline import sample_fields
@@ -440,6 +460,7 @@ def sample(
     units: str | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
     progress: bool = False,
+    resources: dict[str, float] | None = None,
 ) -> xr.DataArray:
     """Downscale a coarse field with a generative model: one realistic fine field per input.
 
@@ -499,6 +520,10 @@ def sample(
         Compute now with a progress bar (:func:`xdownscale.progress.compute`): under a
         distributed client the result is persisted on the cluster and shown with
         ``distributed.progress``; else computed, with a bar counting blocks of fields.
+    resources : dict, optional
+        dask resource annotations of the network's tasks, e.g. ``{"GPU": 1}`` so that a
+        distributed scheduler runs them only on workers started with ``--resources GPU=1``
+        (the interpolation before them runs anywhere). Lazy input only.
 
     Returns
     -------
@@ -551,6 +576,7 @@ def sample(
         units=units,
         spatial_dims=spatial_dims,
         progress=progress,
+        resources=resources,
     )
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
@@ -560,17 +586,13 @@ def sample(
         y = None if coarse is None else np.asarray(coarse.values)
         data = sample_fields(np.asarray(fine.values), y, (0,) * nlead, [0], job.plan)[0]
     else:
-        import dask.array as dsa
-
         args = [fine.data] + ([] if coarse is None else [coarse.data])
-        data = dsa.map_blocks(
+        data = _map_blocks(
+            job,
             _sample_task,
             *args,
-            plan=job.plan,
             nlead=nlead,
-            dtype=np.float32,
             chunks=fine.data.chunks,
-            meta=np.array((), np.float32),
         )
     out = xr.DataArray(_to_output(data, job), dims=fine.dims, coords=fine.coords, name=da.name)
     out.attrs = _attrs(da, job, "sample: " + _history(job))
@@ -658,6 +680,7 @@ def ensemble(
     units: str | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
     progress: bool = False,
+    resources: dict[str, float] | None = None,
 ) -> xr.DataArray | xr.Dataset:
     """An ensemble of ``n`` downscaled realisations, or statistics over it computed streaming.
 
@@ -665,7 +688,7 @@ def ensemble(
     ----------
     da, model, factor, scale, sampler, steps, seed, batch_size, device, precision
         As :func:`sample`.
-    gamma, interpolation, conserve, units, spatial_dims, progress
+    gamma, interpolation, conserve, units, spatial_dims, progress, resources
         As :func:`sample`; member ``m`` uses the noise of ``(seed, m, position)``, so member 0
         equals :func:`sample` with the same arguments.
     n : int
@@ -736,6 +759,7 @@ def ensemble(
         units=units,
         spatial_dims=spatial_dims,
         progress=progress,
+        resources=resources,
     )
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
@@ -760,20 +784,16 @@ def ensemble(
             np.asarray(fine.values), y, (0,) * nlead, n, job.plan, core_stats
         )
     else:
-        import dask.array as dsa
-
         args = [fine.data] + ([] if coarse is None else [coarse.data])
-        data = dsa.map_blocks(
+        data = _map_blocks(
+            job,
             _reduce_task,
             *args,
-            plan=job.plan,
             nlead=nlead,
             n=n,
             stats=core_stats,
-            dtype=np.float32,
             new_axis=[0],
             chunks=((len(stats),), *fine.data.chunks),
-            meta=np.array((), np.float32),
         )
     packed = xr.DataArray(data, dims=("stat", *fine.dims), coords=fine.coords)
     history = _history(job, f"ensemble statistics over {n} members ({', '.join(reduce_list)}): ")
@@ -838,14 +858,12 @@ def _members(da: xr.DataArray, n: int, job: _Job, member_chunk: int | None) -> x
 
         mem = dsa.arange(n, chunks=mc).reshape((n,) + (1,) * fine.ndim)
         args = [mem, fine.data[None]] + ([] if coarse is None else [coarse.data[None]])
-        data = dsa.map_blocks(
+        data = _map_blocks(
+            job,
             _ensemble_task,
             *args,
-            plan=job.plan,
             nlead=nlead,
-            dtype=np.float32,
             chunks=(mem.chunks[0], *fine.data.chunks),
-            meta=np.array((), np.float32),
         )
     out = xr.DataArray(
         _to_output(data, job), dims=("realization", *fine.dims), coords=fine.coords, name=da.name
