@@ -50,6 +50,34 @@ def test_accessor_method_has_exactly_the_wrappers_parameters_and_defaults(verb):
     assert str(method.return_annotation) == str(wrapper.return_annotation)
 
 
+def test_the_dataset_accessor_has_the_same_verbs():
+    public = {n for n in vars(accessor.DatasetDownscaleAccessor) if not n.startswith("_")}
+    assert public == set(WRAPPERS)
+    assert isinstance(xr.Dataset().downscale, xd.DatasetDownscaleAccessor)
+
+
+@pytest.mark.parametrize("verb", sorted(WRAPPERS))
+def test_dataset_methods_take_the_dataarray_parameters_and_variables(verb):
+    ds_params = list(
+        inspect.signature(getattr(accessor.DatasetDownscaleAccessor, verb)).parameters.values()
+    )
+    da_params = list(
+        inspect.signature(getattr(accessor.DownscaleAccessor, verb)).parameters.values()
+    )
+    assert [(p.name, p.kind, p.default) for p in ds_params] == [
+        (p.name, p.kind, p.default) for p in da_params
+    ] + [("variables", inspect.Parameter.KEYWORD_ONLY, None)]
+    for p, q in zip(ds_params, da_params, strict=False):
+        if p.name in ("ref", "hist", "target"):  # a Dataset matched by name, or one DataArray
+            assert str(p.annotation) == str(q.annotation).replace(
+                "xr.DataArray", "xr.Dataset | xr.DataArray"
+            )
+        else:
+            assert str(p.annotation) == str(q.annotation)
+    doc = getattr(accessor.DatasetDownscaleAccessor, verb).__doc__
+    assert f":func:`xdownscale.{verb}`" in doc and "variables :" in doc
+
+
 @pytest.mark.parametrize("verb", sorted(WRAPPERS))
 def test_accessor_methods_document_where_the_parameters_are(verb):
     doc = getattr(accessor.DownscaleAccessor, verb).__doc__

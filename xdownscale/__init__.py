@@ -6,7 +6,7 @@ and POT are imported only when a verb that needs them runs.
 
 from . import datasets, metrics
 from ._version import __version__
-from .accessor import DownscaleAccessor
+from .accessor import DatasetDownscaleAccessor, DownscaleAccessor
 from .checks import GridInfo, MemoryBudgetError, find_spatial_dims, find_time_dim, grid_info
 from .grid import coarsen, lowpass, upsample
 from .qdm import QuantileDeltaMapping, qdm
@@ -17,6 +17,7 @@ from .transport import ConvergenceWarning, OptimalTransportDebiaser, debias
 
 __all__ = [
     "ConvergenceWarning",
+    "DatasetDownscaleAccessor",
     "DownscaleAccessor",
     "GridInfo",
     "MemoryBudgetError",
