@@ -212,7 +212,10 @@ def test_save_load_netcdf_roundtrip(trio, tmp_path, engine):
         m.apply(sim, interp="linear").values, m2.apply(sim, interp="linear").values
     )
     assert repr(m2).startswith("<QuantileDeltaMapping (fitted) kind='additive'")
-    assert "<table>" in m2._repr_html_()
+    assert "groups=12" in repr(m2)
+    lo, hi = float(m.state_["af"].min()), float(m.state_["af"].max())
+    assert f"factors={lo:.3g} .. {hi:.3g}, median " in repr(m2) and repr(m2).endswith(" K>")
+    assert "<table>" in m2._repr_html_() and "factors" in m2._repr_html_()
 
 
 def test_save_load_zarr_roundtrip(trio, tmp_path):

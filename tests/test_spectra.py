@@ -290,3 +290,19 @@ def test_choose_scale_match_below_compares_shapes():
     assert c.psd_source.attrs["normalized_by"] == pytest.approx(4.0, rel=0.01)
     with pytest.raises(ValueError, match=r"match_below must be a wavenumber in \(0, 0.5\]"):
         xd.choose_scale(src, tgt, match_below=0.0)
+
+
+def test_scale_choice_reprs_are_compact_and_render():
+    c = xd.ScaleChoice(0.0625, 0.468, 16.0, "km", True, xr.DataArray(), xr.DataArray(), "crossed")
+    text = repr(c)
+    assert text.splitlines() == [
+        "ScaleChoice",
+        "  k*               0.0625 cycles per grid cell (wavelength 16 km)",
+        "  sigma*           0.468",
+        "  spectra crossed  yes",
+        "  how              crossed",
+    ]
+    html = c._repr_html_()
+    assert html.startswith("<div class='xdownscale-scale'>") and "<th" in html and "16 km" in html
+    long = xd.ScaleChoice(0.1, 1.0, None, None, False, xr.DataArray(), xr.DataArray(), "a " * 80)
+    assert max(len(line) for line in repr(long).splitlines()) <= 100

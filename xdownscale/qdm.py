@@ -664,6 +664,17 @@ class QuantileDeltaMapping(Fitted):
             af = self._check_fitted()["af"]
             cells = {str(d): n for d, n in af.sizes.items() if d not in ("group", "quantiles")}
             rows += [("units", repr(self.units)), ("cells", str(cells))]
+            if "group" in af.dims:
+                rows.append(("groups", str(af.sizes["group"])))
+            if af.chunks is None:  # a range at a glance, unless that needs a compute
+                v = np.asarray(af.values, dtype=float)
+                v = v[np.isfinite(v)]
+                if v.size:
+                    lo, med, hi = np.percentile(v, [0, 50, 100])
+                    unit = "" if self.kind == "multiplicative" else f" {self.units or ''}"
+                    rows.append(
+                        ("factors", f"{lo:.3g} .. {hi:.3g}, median {med:.3g}{unit}".rstrip())
+                    )
             if self._threshold() is not None:
                 rows.append(("dry_threshold", f"{self._threshold():g} {self.units or ''}".strip()))
         return rows

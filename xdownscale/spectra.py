@@ -286,6 +286,38 @@ class ScaleChoice:
             f"schedule={schedule!r} is not supported; use 'consistency', 'edm' or 've'"
         )
 
+    def _rows(self) -> list[tuple[str, str]]:
+        k = f"{self.k_star:.4g} cycles per grid cell"
+        if self.wavelength_star is not None:
+            k += f" (wavelength {self.wavelength_star:.4g} {self.wavelength_units or ''})".rstrip()
+        rows = [("k*", k), ("sigma*", f"{self.sigma_star:.4g}")]
+        rows.append(("spectra crossed", "yes" if self.crossed else "no"))
+        if self.note:
+            rows.append(("how", self.note))
+        return rows
+
+    def __repr__(self) -> str:
+        """Compact: the choice and how it was found (the spectra are in ``psd_source`` and
+        ``psd_target``)."""
+        import textwrap
+
+        lines = ["ScaleChoice"]
+        for k, v in self._rows():
+            wrapped = textwrap.wrap(v, 80) or [""]
+            lines.append(f"  {k:<15}  {wrapped[0]}")
+            lines += [f"  {'':<15}  {w}" for w in wrapped[1:]]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._rows()
+        )
+        return f"<div class='xdownscale-scale'><p><b>ScaleChoice</b></p><table>{body}</table></div>"
+
     def to_dataset(self) -> xr.Dataset:
         """Both spectra and the choice as one Dataset (for saving or plotting)."""
         ds = xr.Dataset({"psd_source": self.psd_source, "psd_target": self.psd_target})

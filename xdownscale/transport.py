@@ -558,6 +558,8 @@ class OptimalTransportDebiaser(Fitted):
                 ("marginal_error", f"{float(a['marginal_error']):.2g}"),
                 ("converged", str(bool(a["converged"]))),
             ]
+            if a.get("units"):
+                rows.append(("units", repr(a["units"])))
         return rows
 
 
