@@ -16,9 +16,13 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx_autosummary_accessors",
+    "myst_nb",
 ]
+# notebooks are executed by the test suite (tests/test_notebooks.py) and stored with their
+# outputs; the docs render those outputs without running anything
+nb_execution_mode = "off"
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
-exclude_patterns = ["_build", "generated/*.inc"]
+exclude_patterns = ["_build", "generated/*.inc", "**/.ipynb_checkpoints"]
 autosummary_generate = True
 autodoc_typehints = "none"
 napoleon_numpy_docstring = True

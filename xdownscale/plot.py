@@ -302,8 +302,11 @@ def spectra(
         ax.axvline(ks, color="C3", ls="--", label=f"k* ({text})")
     first = next(iter(fields.values()))
     quantity = _label(first, "field")
-    if transform is not None:
-        quantity = f"{'log' if transform == 'log' else 'transformed'} {quantity}"
+    if transform is not None:  # the transformed field has no units
+        unitless = first.copy(deep=False)
+        unitless.attrs = {k: v for k, v in first.attrs.items() if k != "units"}
+        bare = _label(unitless, "field")
+        quantity = f"{'log' if transform == 'log' else 'transformed'} {bare}"
     if physical:
         ax.set_xlabel(f"wavenumber (cycles per {units})")
         ax.set_ylabel(f"PSD of {quantity} × {units}²")
@@ -389,7 +392,11 @@ def ensemble(
         last = ens.std("realization", keep_attrs=True)
         last_title, last_cmap = f"spread (std of {n_all})", "magma"
         last_label = f"std of {_label(members, 'value')}"
-        last_kw: dict[str, Any] = {}
+        finite = last.values[np.isfinite(last.values)]
+        # a few extreme cells must not wash out the rest (the bar extends past vmax)
+        last_kw: dict[str, Any] = {"vmin": 0.0}
+        if finite.size:
+            last_kw["vmax"] = float(np.percentile(finite, 99.5)) or None
     else:
         valid = ens.notnull().all("realization")
         last = (ens > threshold).mean("realization").where(valid)
@@ -424,7 +431,13 @@ def ensemble(
     fig.colorbar(im, ax=axes[-2], label=_label(members, "value"), shrink=0.85, extend="max")
     im2 = _draw(axes[-1], last, y, x, cmap=last_cmap, **last_kw)
     axes[-1].set_title(last_title, fontsize=10)
-    fig.colorbar(im2, ax=axes[-1], label=last_label, shrink=0.85)
+    fig.colorbar(
+        im2,
+        ax=axes[-1],
+        label=last_label,
+        shrink=0.85,
+        extend="max" if statistic == "spread" else "neither",
+    )
     for ax in axes[1:]:
         ax.set_ylabel("")
     if where:
