@@ -173,3 +173,14 @@ def test_errors_name_the_candidates_and_why(rng, cm):
         ds.downscale.sample({"pr": cm}, variables=["pr", "tas"])
     with pytest.raises(ValueError, match="the Dataset is empty"):
         xr.Dataset().downscale.psd()
+
+
+def test_a_reference_dataset_is_matched_by_variable_name(rng, cm):
+    ds = _ds(rng)
+    axes = {d: xr.DataArray(np.arange(32.0), dims=d, attrs={"units": "km"}) for d in "yx"}
+    fine_pr = rng.gamma(0.8, 1.5, (4, 32, 32)).astype("float32")
+    reference = xr.Dataset({"pr": (("time", "y", "x"), fine_pr, {"units": "mm/h"})}, coords=axes)
+    with pytest.warns(UserWarning, match="left out"):
+        out = ds.downscale.sample(cm, scale=0.5, reference=reference)
+    assert "texture from a reference of 4 fields" in out["pr"].attrs["history"]
+    _same(out["pr"], ds["pr"].downscale.sample(cm, scale=0.5, reference=reference["pr"]))

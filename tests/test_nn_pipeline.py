@@ -120,3 +120,20 @@ def test_plan_is_small_and_carries_no_model(white):
 
     blob = pickle.dumps(_plan(white))
     assert len(blob) < 1000 and b"GaussianDenoiser" not in blob
+
+
+@pytest.mark.parametrize("periodic_x", [False, True])
+def test_finish_applies_the_texture_gain_per_field(white, rng, periodic_x):
+    from xdownscale.nn.pipeline import finish
+
+    x = torch.from_numpy(rng.normal(size=(3, 1, 12, 20)).astype("float32"))
+    k = (0.0, 0.5)
+    double = _plan(white, texture=(k, (float(np.log(2)), float(np.log(2)))), periodic_x=periodic_x)
+    out = finish(x, None, double, nonnegative=False)
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    torch.testing.assert_close(out, mean + 2 * (x - mean), atol=1e-5, rtol=1e-5)
+    identity = _plan(white, texture=(k, (0.0, 0.0)), periodic_x=periodic_x)
+    torch.testing.assert_close(finish(x, None, identity, nonnegative=False), x, atol=1e-5, rtol=0)
+    assert finish(x, None, double, nonnegative=True).min() >= 0
+    # each field alone gives the same bits as in a batch
+    torch.testing.assert_close(finish(x[1:2], None, double, False), out[1:2], atol=0, rtol=0)

@@ -250,6 +250,7 @@ class DownscaleAccessor:
         *,
         factor: int | None = None,
         scale: float | ScaleChoice | Literal["auto"] = "auto",
+        reference: xr.DataArray | None = None,
         sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
@@ -273,6 +274,7 @@ class DownscaleAccessor:
             model,
             factor=factor,
             scale=scale,
+            reference=reference,
             sampler=sampler,
             steps=steps,
             seed=seed,
@@ -299,6 +301,7 @@ class DownscaleAccessor:
         member_chunk: int | None = None,
         factor: int | None = None,
         scale: float | ScaleChoice | Literal["auto"] = "auto",
+        reference: xr.DataArray | None = None,
         sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
@@ -327,6 +330,7 @@ class DownscaleAccessor:
             member_chunk=member_chunk,
             factor=factor,
             scale=scale,
+            reference=reference,
             sampler=sampler,
             steps=steps,
             seed=seed,
@@ -654,6 +658,7 @@ class DatasetDownscaleAccessor:
         *,
         factor: int | None = None,
         scale: float | ScaleChoice | Literal["auto"] = "auto",
+        reference: xr.Dataset | xr.DataArray | None = None,
         sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
@@ -681,6 +686,9 @@ class DatasetDownscaleAccessor:
         model : model, name, or mapping of variable name to model, optional
             One model for every variable, or ``{variable: model}`` (then the default
             ``variables`` are the mapping's keys).
+        reference : xarray.Dataset or xarray.DataArray, optional
+            A Dataset is matched by variable name (a variable without one keeps the model's
+            texture); a DataArray serves every variable.
         """
         return dataset.apply(
             self._obj,
@@ -705,6 +713,7 @@ class DatasetDownscaleAccessor:
             ),
             variables=variables,
             model=model,
+            reference=reference,
         )
 
     def ensemble(
@@ -718,6 +727,7 @@ class DatasetDownscaleAccessor:
         member_chunk: int | None = None,
         factor: int | None = None,
         scale: float | ScaleChoice | Literal["auto"] = "auto",
+        reference: xr.Dataset | xr.DataArray | None = None,
         sampler: Sampler | None = None,
         steps: int | None = None,
         seed: int = 0,
@@ -745,6 +755,9 @@ class DatasetDownscaleAccessor:
         model : model, name, or mapping of variable name to model, optional
             One model for every variable, or ``{variable: model}`` (then the default
             ``variables`` are the mapping's keys).
+        reference : xarray.Dataset or xarray.DataArray, optional
+            A Dataset is matched by variable name (a variable without one keeps the model's
+            texture); a DataArray serves every variable.
         """
         return dataset.apply(
             self._obj,
@@ -774,4 +787,5 @@ class DatasetDownscaleAccessor:
             ),
             variables=variables,
             model=model,
+            reference=reference,
         )

@@ -73,6 +73,7 @@ def apply(
     ref: Any = None,
     hist: Any = None,
     target: Any = None,
+    reference: Any = None,
 ) -> Any:
     """Apply the DataArray verb ``call`` to the variables of ``ds`` that can take it.
 
@@ -88,9 +89,9 @@ def apply(
         The variables to process; default every data variable that fits.
     model : model or mapping, optional
         ``sample``/``ensemble``: one model for all, or ``{variable: model}``.
-    ref, hist, target : Dataset or DataArray, optional
-        ``qdm``/``debias`` (``ref``, ``hist``) and ``choose_scale`` (``target``): Datasets are
-        matched by variable name.
+    ref, hist, target, reference : Dataset or DataArray, optional
+        ``qdm``/``debias`` (``ref``, ``hist``), ``choose_scale`` (``target``) and
+        ``sample``/``ensemble`` (``reference``): Datasets are matched by variable name.
 
     Returns
     -------
@@ -149,6 +150,11 @@ def apply(
         kw: dict[str, Any] = {}
         if verb in ("sample", "ensemble"):
             kw["model"] = models[name] if models is not None else model
+            if isinstance(reference, xr.Dataset):
+                if name in reference.data_vars:
+                    kw["reference"] = reference[name]
+            elif reference is not None:
+                kw["reference"] = reference
         if verb in ("qdm", "debias"):
             kw["ref"] = _pick(ref, name)
             if hist is not None or verb == "qdm":

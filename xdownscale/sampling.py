@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import xarray as xr
 
-from . import np_spectra
+from . import np_grid, np_spectra, np_texture
 from . import progress as _progress
 from .attrs import add_history
 from .checks import (
@@ -132,7 +132,17 @@ def _resolve_factor(info, model: DownscalingModel, factor) -> int:
     return fy
 
 
-def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor: int = 1) -> float:
+def _sigma_star(
+    scale,
+    fine: xr.DataArray,
+    model: DownscalingModel,
+    y,
+    x,
+    factor: int = 1,
+    target_psd: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
+    """sigma* from ``scale``; for "auto" against ``target_psd`` (k, power in model space: the
+    reference's) or else the spectrum stored with the model."""
     card = model.card
     if isinstance(scale, str):
         if scale != "auto":
@@ -140,16 +150,20 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor
                 f"scale={scale!r} is not understood; use 'auto', a noise level sigma* (float) or "
                 "a ScaleChoice from xdownscale.choose_scale"
             )
-        if card.target_psd is None:
+        if target_psd is None and card.target_psd is None:
             raise ValueError(
                 f"scale='auto' needs the target spectrum stored with the model, and model "
-                f"{model.name!r} has none (card.target_psd); pass scale=<sigma*> as a number, or "
+                f"{model.name!r} has none (card.target_psd); pass scale=<sigma*> as a number, "
+                "reference=<fine fields of the target product>, or "
                 "scale=xdownscale.choose_scale(source, target, transform=...)"
             )
+        if target_psd is None:
+            target_psd = (
+                np.asarray(card.target_psd_wavenumber, dtype=float),
+                np.asarray(card.target_psd, dtype=float),
+            )
         target = xr.DataArray(
-            np.asarray(card.target_psd, dtype=float),
-            dims="wavenumber",
-            coords={"wavenumber": np.asarray(card.target_psd_wavenumber, dtype=float)},
+            target_psd[1], dims="wavenumber", coords={"wavenumber": target_psd[0]}
         )
         z = card.forward_transform(fine)
         # compare shapes, not amplitudes: the input may be less (or more) variable than the
@@ -171,8 +185,7 @@ def _sigma_star(scale, fine: xr.DataArray, model: DownscalingModel, y, x, factor
                 # constant input (e.g. all dry): nothing to keep but the coarse values, so
                 # regenerate every scale the coarse grid cannot resolve; with conservation a
                 # dry field stays dry
-                k = np.asarray(card.target_psd_wavenumber, dtype=float)
-                p = np.asarray(card.target_psd, dtype=float)
+                k, p = target_psd
                 at = np.array([k_max if k_max is not None else float(k[-1])])
                 s = float(np.sqrt(np_spectra.interp_spectrum(k, p, at)[0]))
         return float(np.clip(s, model.sigma_min * 1.0001, model.sigma_max))
@@ -230,6 +243,7 @@ class _Job:
     units: str | None  # units of the result
     to_output: tuple[float, float] | None  # model units -> result units (scale, offset)
     resources: dict[str, float] | None = None  # dask resource annotations of the core tasks
+    reference_fields: int = 0  # fields of the reference whose texture the samples take
 
 
 def _prepare(
@@ -238,6 +252,7 @@ def _prepare(
     *,
     factor: int | None,
     scale: Any,
+    reference: Any = None,
     sampler: str | None,
     steps: int | None,
     seed: int,
@@ -306,7 +321,10 @@ def _prepare(
         fine = lowpass(fine, 0.5 / f, spatial_dims=(y, x))
     else:
         fine = src
-    s_star = _sigma_star(scale, fine, model, y, x, f)
+    ref = None
+    if reference is not None:
+        ref = _reference(reference, info, f, model, interpolation)
+    s_star = _sigma_star(scale, fine, model, y, x, f, None if ref is None else ref.target_psd)
     sigmas = _sigmas(sampler, steps, model.sigma_min, s_star)
     from .nn.model import register_model
     from .nn.pipeline import SamplingPlan
@@ -330,6 +348,8 @@ def _prepare(
         cons,
         bool(info.periodic_x),
     )
+    if ref is not None:
+        plan = replace(plan, texture=_texture(ref, plan, model))
     coarse = src if sampler == "conditional" or cons != "none" else None
     if progress and fine.chunks is None and lead:
         # computed through dask, a batch of fields per block, so that a bar can count blocks
@@ -342,7 +362,105 @@ def _prepare(
         isinstance(resources, dict) and all(isinstance(v, (int, float)) for v in resources.values())
     ):
         raise TypeError(f"resources must be a dict such as {{'GPU': 1}}, got {resources!r}")
-    return _Job(fine, coarse, plan, model, order, steps, out_units, to_output, resources)
+    n_ref = 0 if ref is None else len(ref.fields)
+    return _Job(fine, coarse, plan, model, order, steps, out_units, to_output, resources, n_ref)
+
+
+@dataclass
+class _Reference:
+    """Fine fields of the target product, ready for calibration (model units)."""
+
+    fields: np.ndarray  # (n, H, W), H and W multiples of the factor
+    coarse: np.ndarray  # (n, H / f, W / f): block means
+    source: np.ndarray  # (n, H, W): the block means prepared as any input (upsample, lowpass)
+    target_psd: tuple[np.ndarray, np.ndarray]  # (k, power) in the model's transformed space
+    digest: str
+
+
+_MAX_REFERENCE_FIELDS = 32
+_TEXTURES: dict[tuple[str, Any], tuple[tuple[float, ...], tuple[float, ...]]] = {}
+
+
+def _reference(
+    reference: Any, info, f: int, model: DownscalingModel, interpolation: str
+) -> _Reference:
+    """Check the reference against the output grid and the model, and prepare it."""
+    import hashlib
+
+    reference = check_finite(check_dataarray(reference, "reference"), "reference")
+    dims = (info.y, info.x) if {info.y, info.x} <= set(reference.dims) else None
+    rinfo = grid_info(reference, dims)
+    name = f"model {model.name!r}"
+    to_model = expect_units(reference.attrs.get("units"), model.card.units, "reference", name)
+    if info.spacing and rinfo.spacing:
+        want, have = info.spacing / f, rinfo.spacing
+        if (info.units or "") != (rinfo.units or ""):
+            try:
+                have = have * unit_factors(str(rinfo.units), str(info.units), "reference")[0]
+            except ValueError:
+                raise ValueError(
+                    f"reference's grid coordinates are in {rinfo.units!r} but da's in "
+                    f"{info.units!r}, so their spacings cannot be compared; give both "
+                    "coordinates the same units"
+                ) from None
+        if abs(have - want) > 0.01 * want:
+            u = info.units or ""
+            raise ValueError(
+                f"reference has a grid spacing of {have:g} {u} but the output grid has "
+                f"{want:g} {u} (da's {info.spacing:g} {u} / factor {f}): the texture must be "
+                "measured on the grid it is given to; pass fine fields of the target product "
+                "at the output resolution".replace("  ", " ")
+            )
+    ry, rx = rinfo.y, rinfo.x
+    h, w = (reference.sizes[ry] // f) * f, (reference.sizes[rx] // f) * f
+    need = 8 * f
+    if h < need or w < need:
+        raise ValueError(
+            f"reference is {reference.sizes[ry]} x {reference.sizes[rx]} cells, but measuring "
+            f"the texture below the coarse grid needs at least {need} x {need} (8 coarse cells "
+            f"of factor {f}) per field; pass larger fine fields"
+        )
+    lead = [d for d in reference.dims if d not in (ry, rx)]
+    arr = np.asarray(reference.transpose(*lead, ry, rx).values, dtype=np.float64)
+    arr = arr.reshape(-1, *arr.shape[-2:])[:, :h, :w]
+    if to_model is not None:
+        arr = arr * to_model[0] + to_model[1]
+    with np.errstate(invalid="ignore"):
+        keep = np.nanstd(arr, axis=(-2, -1)) > 0
+    arr = arr[np.flatnonzero(keep)]
+    if len(arr) == 0:
+        raise ValueError(
+            "reference has no field with structure (every field is constant or all NaN, e.g. "
+            "all dry); pass fine fields in which the variable varies"
+        )
+    if len(arr) > _MAX_REFERENCE_FIELDS:  # evenly spaced: the calibration costs one sample each
+        pick = np.unique(np.linspace(0, len(arr) - 1, _MAX_REFERENCE_FIELDS).round().astype(int))
+        arr = arr[pick]
+    coarse = np_grid.coarsen(arr, (f, f))
+    src = xr.DataArray(coarse, dims=("field", "y", "x"))
+    up = upsample(src, f, interpolation=interpolation, spatial_dims=("y", "x"))  # type: ignore[arg-type]
+    source = np.asarray(lowpass(up, 0.5 / f, spatial_dims=("y", "x")).values)
+    k, p = np_texture.ring_spectrum(model.card.forward_transform(arr))
+    digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    return _Reference(arr, coarse, source, (k, p), digest)
+
+
+def _texture(ref: _Reference, plan: SamplingPlan, model: DownscalingModel):
+    """The reference's gain for this plan, calibrated once per process and (reference, plan)."""
+    key = (ref.digest, plan)
+    if key not in _TEXTURES:
+        from .nn.pipeline import calibrate_texture
+
+        if len(_TEXTURES) >= 16:
+            _TEXTURES.pop(next(iter(_TEXTURES)))
+        _TEXTURES[key] = calibrate_texture(
+            ref.fields,
+            ref.source,
+            ref.coarse,
+            plan,
+            nonnegative=model.card.transform == "log",
+        )
+    return _TEXTURES[key]
 
 
 def _client():
@@ -376,6 +494,11 @@ def _history(job: _Job, extra: str = "") -> str:
         f"{plan.sampler} ({job.steps} step{'s' if job.steps > 1 else ''}), sigma* = "
         f"{plan.sigma_star:.4g}, seed {plan.seed}"
         + ("" if plan.conserve == "none" else f", {plan.conserve} conservation of block means")
+        + (
+            f", fine-scale texture from a reference of {job.reference_fields} fields"
+            if job.reference_fields
+            else ""
+        )
     )
 
 
@@ -448,6 +571,7 @@ def sample(
     *,
     factor: int | None = None,
     scale: float | ScaleChoice | Literal["auto"] = "auto",
+    reference: xr.DataArray | None = None,
     sampler: Sampler | None = None,
     steps: int | None = None,
     seed: int = 0,
@@ -485,7 +609,17 @@ def sample(
         the input once to compute its spectrum), comparing shapes (``match_below=0.25 /
         factor``); a k* beyond the coarse grid's Nyquist (``0.5 / factor`` cycles per fine
         cell), which the input cannot resolve, is brought back to it. A
-        :class:`~xdownscale.ScaleChoice` or a number are used as given.
+        :class:`~xdownscale.ScaleChoice` or a number are used as given. With ``reference``,
+        ``"auto"`` compares against the reference's spectrum instead of the model's.
+    reference : xarray.DataArray, optional
+        A few fine fields of the product the result should look like (any times, at the
+        output resolution, at least ``8 * factor`` cells a side, units convertible to the
+        model's; NaN allowed): their texture below the coarse grid replaces the one the model
+        was trained on. When ``sample`` is called, the reference (at most 32 of its fields)
+        is coarsened, downscaled with the same settings (one sample per field) and the ratio
+        of its spectrum to the spectrum of its samples becomes a radial gain applied to every
+        sample before conservation (:mod:`xdownscale.np_texture`); computed once per reference
+        and settings in a process. None keeps the model's own texture.
     sampler : {"consistency", "heun", "sde", "conditional"}, optional
         ``"consistency"`` (consistency models; one step by default), ``"heun"`` (EDM ODE),
         ``"sde"`` (Euler–Maruyama, VE), ``"conditional"`` (reverse SDE with guidance and
@@ -536,7 +670,8 @@ def sample(
     ------
     ValueError
         Unknown model, factor or units that do not fit the model (data without units for a
-        model with units), missing spatial dims, absent device, bad options.
+        model with units), missing spatial dims, absent device, bad options; a reference on
+        another grid spacing, in other units or too small.
     TypeError
         Wrong argument types.
 
@@ -564,6 +699,7 @@ def sample(
         model,
         factor=factor,
         scale=scale,
+        reference=reference,
         sampler=sampler,
         steps=steps,
         seed=seed,
@@ -668,6 +804,7 @@ def ensemble(
     member_chunk: int | None = None,
     factor: int | None = None,
     scale: float | ScaleChoice | Literal["auto"] = "auto",
+    reference: xr.DataArray | None = None,
     sampler: Sampler | None = None,
     steps: int | None = None,
     seed: int = 0,
@@ -686,7 +823,7 @@ def ensemble(
 
     Parameters
     ----------
-    da, model, factor, scale, sampler, steps, seed, batch_size, device, precision
+    da, model, factor, scale, reference, sampler, steps, seed, batch_size, device, precision
         As :func:`sample`.
     gamma, interpolation, conserve, units, spatial_dims, progress, resources
         As :func:`sample`; member ``m`` uses the noise of ``(seed, m, position)``, so member 0
@@ -747,6 +884,7 @@ def ensemble(
         model,
         factor=factor,
         scale=scale,
+        reference=reference,
         sampler=sampler,
         steps=steps,
         seed=seed,

@@ -19,17 +19,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import np_texture
 from . import samplers
 from .device import resolve_device
 from .model import DEVICE_LOCKS, ModelRef, get_model
 
-__all__ = ["STATISTICS", "SamplingPlan", "ensemble_statistics", "sample_fields", "sample_seed"]
+__all__ = [
+    "CALIBRATION_MEMBER",
+    "STATISTICS",
+    "SamplingPlan",
+    "calibrate_texture",
+    "ensemble_statistics",
+    "finish",
+    "sample_fields",
+    "sample_seed",
+]
+
+#: The member index whose noise calibrates a reference texture (never an ensemble member's).
+CALIBRATION_MEMBER = 2**31 - 1
 
 #: Statistics :func:`ensemble_statistics` computes.
 STATISTICS = ("mean", "std", "min", "max", "exceedance", "quantile")
@@ -62,6 +75,10 @@ class SamplingPlan:
     periodic_x : bool
         The fields wrap around along x (a global longitude): the network and the
         conservation step pad circularly there.
+    texture : (k, log gain), optional
+        A radial spectral gain (wavenumbers in cycles per fine cell, log amplitude gains)
+        applied to every sample in physical units before clipping and conservation
+        (:func:`calibrate_texture`, :mod:`xdownscale.np_texture`).
     """
 
     model: ModelRef
@@ -76,6 +93,7 @@ class SamplingPlan:
     factor: int
     conserve: str = "none"
     periodic_x: bool = False
+    texture: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 def sample_seed(seed: int, member: int, index: Sequence[int]) -> int:
@@ -115,12 +133,97 @@ def _denoise(plan: SamplingPlan, card, net, x, y, gens) -> torch.Tensor:
             out = samplers.sample_conditional(
                 net, z, plan.sigmas, y=yc, factor=plan.factor, gamma=plan.gamma, **kw
             )
-    out = card.inverse_transform(out.float())
-    if plan.conserve != "none":
-        out = samplers.conserve(
-            out, y.to(out.device), plan.factor, plan.conserve, periodic_x=plan.periodic_x
-        )
+    out = finish(card.inverse_transform(out.float()), y, plan, card.transform == "log")
     return torch.where(valid, out, torch.nan)
+
+
+def _apply_gain(x: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
+    """Filter each field with the plan's radial gain: mirror-padded (no wrap-around at the
+    edges; circular along a periodic x), so a field of any size takes the same gain."""
+    assert plan.texture is not None
+    h, w = x.shape[-2:]
+    shape = (2 * h, w if plan.periodic_x else 2 * w)
+    gain = torch.from_numpy(np_texture.gain_grid(shape, *plan.texture)[:, : shape[1] // 2 + 1])
+    gain = gain.to(x.device)
+    flat = x.reshape(-1, h, w)
+    out = torch.empty_like(flat)
+    for i, field in enumerate(flat):  # one field at a time: batched FFTs round differently
+        mean = field.mean()
+        z = torch.cat([field - mean, (field - mean).flip(-2)], dim=-2)
+        if not plan.periodic_x:
+            z = torch.cat([z, z.flip(-1)], dim=-1)
+        out[i] = torch.fft.irfft2(torch.fft.rfft2(z) * gain, s=shape)[:h, :w] + mean
+    return out.reshape(x.shape)
+
+
+def finish(
+    x: torch.Tensor, y: torch.Tensor | None, plan: SamplingPlan, nonnegative: bool
+) -> torch.Tensor:
+    """The steps after the network, in physical units: the reference texture's gain (if any),
+    clipping at 0 for a non-negative variable, and conservation of the coarse block means."""
+    if plan.texture is not None:
+        x = _apply_gain(x, plan)
+        if nonnegative:
+            x = x.clamp_min(0)
+    if plan.conserve != "none":
+        assert y is not None
+        x = samplers.conserve(
+            x, y.to(x.device), plan.factor, plan.conserve, periodic_x=plan.periodic_x
+        )
+    return x
+
+
+def calibrate_texture(
+    reference: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    plan: SamplingPlan,
+    *,
+    nonnegative: bool,
+    passes: int = 2,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The radial gain that gives samples the texture of ``reference``: ``(k, log gain)``.
+
+    Parameters
+    ----------
+    reference : ndarray, shape ``(n, H, W)``
+        Fine fields of the wanted product, in the model's units (NaN allowed).
+    x : ndarray, shape ``(n, H, W)``
+        The reference coarsened and brought back onto the model grid as the wrapper prepares
+        any input (upsampled, low-passed).
+    y : ndarray, shape ``(n, H / factor, W / factor)``, optional
+        The coarsened reference (conditional sampling and conservation).
+    plan : SamplingPlan
+        The plan the samples will be drawn with (its ``texture`` is ignored).
+    nonnegative : bool
+        The variable cannot be negative (a model with a log transform): clip at 0.
+    passes : int
+        Each pass measures the spectrum of the reference's samples with the gain so far and
+        corrects the gain: the second corrects what clipping and conservation changed.
+
+    Notes
+    -----
+    The reference is downscaled once, as member :data:`CALIBRATION_MEMBER` (noise no
+    ensemble member uses); the gain is ``0.5 ln(P_reference / P_samples)`` of the radially
+    averaged spectra in physical units, ramped in from the coarse Nyquist and clipped
+    (:func:`xdownscale.np_texture.log_gain`).
+    """
+    base = replace(plan, texture=None, conserve="none")
+    raw = sample_fields(x, y, (0,), [CALIBRATION_MEMBER], base)[0]
+    k, p_ref = np_texture.ring_spectrum(reference)
+    logg = np.zeros_like(k)
+    raw_t = torch.from_numpy(np.nan_to_num(raw, nan=0.0))
+    y_t = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.float32))
+    for _ in range(passes):
+        current = replace(plan, texture=(tuple(k.tolist()), tuple(logg.tolist())))
+        out = finish(raw_t, y_t, current, nonnegative).numpy()
+        _, p_gen = np_texture.ring_spectrum(np.where(np.isnan(raw), np.nan, out))
+        logg = np.clip(
+            logg + np_texture.log_gain(k, p_ref, p_gen, plan.factor),
+            -np_texture.LIMIT,
+            np_texture.LIMIT,
+        )
+    return tuple(float(v) for v in k), tuple(float(v) for v in logg)
 
 
 def _batches(plan: SamplingPlan, x: np.ndarray, y: np.ndarray | None, loc: Sequence[int], members):
