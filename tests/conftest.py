@@ -63,3 +63,34 @@ def shared_file(relpath: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data file {relpath} not found under {SHARED_DATA}")
     return path
+
+
+@pytest.fixture(scope="module")
+def cm():
+    """A tiny random consistency UNet for precipitation-like data: 4x, 1 km, mm/h."""
+    import torch
+
+    from xdownscale.nn import ConsistencyModel, DownscalingModel, ModelCard, UNet
+
+    torch.manual_seed(0)
+    net = UNet(channels=(8, 16), attention=True)
+    card = ModelCard(
+        name="tiny-cm",
+        units="mm/h",
+        transform="log",
+        scale_min=0.0,
+        scale_max=4.0,
+        factors=(4,),
+        pixel_size=1.0,
+        pixel_units="km",
+    )
+    return DownscalingModel(ConsistencyModel(net), card)
+
+
+@pytest.fixture(scope="module")
+def white():
+    """Closed-form EDM denoiser of white noise (std 0.5) on a 16 x 16 grid, in K."""
+    from xdownscale.nn import DownscalingModel, GaussianDenoiser
+
+    den = GaussianDenoiser(np.zeros((1, 16, 16)), 0.25 * np.eye(256), sigma_max=80.0)
+    return DownscalingModel(den, {"name": "white", "factors": (4,), "units": "K"})

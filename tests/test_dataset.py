@@ -5,39 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 
 import xdownscale as xd
-from xdownscale.nn import ConsistencyModel, DownscalingModel, GaussianDenoiser, ModelCard, UNet
 
 from .conftest import raise_if_dask_computes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def cm() -> DownscalingModel:
-    """A tiny random consistency UNet for precipitation, 4x, 1 km."""
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny-cm",
-        units="mm/h",
-        transform="log",
-        scale_min=0.0,
-        scale_max=4.0,
-        factors=(4,),
-        pixel_size=1.0,
-        pixel_units="km",
-    )
-    return DownscalingModel(ConsistencyModel(UNet(channels=(8, 16))), card)
-
-
-@pytest.fixture(scope="module")
-def white() -> DownscalingModel:
-    """Closed-form EDM denoiser of white temperature noise on a 16 x 16 grid, in K."""
-    den = GaussianDenoiser(np.zeros((1, 16, 16)), 0.25 * np.eye(256), sigma_max=80.0)
-    return DownscalingModel(den, {"name": "white", "factors": (4,), "units": "K"})
 
 
 def _ds(rng, chunked=False, nt=3) -> xr.Dataset:

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 import xdownscale
 from xdownscale.nn import (
-    ConsistencyModel,
     DownscalingModel,
     GaussianDenoiser,
     ModelCard,
@@ -29,31 +28,6 @@ from xdownscale.nn import (
 from .conftest import raise_if_dask_computes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def cm() -> DownscalingModel:
-    """A tiny random consistency UNet for precipitation-like data, 4x, 1 km."""
-    torch.manual_seed(0)
-    net = UNet(channels=(8, 16), attention=True)
-    card = ModelCard(
-        name="tiny-cm",
-        units="mm/h",
-        transform="log",
-        scale_min=0.0,
-        scale_max=4.0,
-        factors=(4,),
-        pixel_size=1.0,
-        pixel_units="km",
-    )
-    return DownscalingModel(ConsistencyModel(net), card)
-
-
-@pytest.fixture(scope="module")
-def white() -> DownscalingModel:
-    """Closed-form EDM denoiser of white noise (std 0.5) on a 16 x 16 grid, identity transform."""
-    den = GaussianDenoiser(np.zeros((1, 16, 16)), 0.25 * np.eye(256), sigma_max=80.0)
-    return DownscalingModel(den, {"name": "white", "factors": (4,), "units": "K"})
 
 
 def _coarse(rng, shape=(4, 3, 6, 5), units="mm/h") -> xr.DataArray:
