@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import xarray as xr
 
-from . import np_grid, np_spectra, np_texture
+from . import np_spectra
 from . import progress as _progress
 from .attrs import add_history
 from .checks import (
@@ -34,6 +34,7 @@ from .checks import (
 )
 from .grid import lowpass, upsample
 from .spectra import NoStructureError, ScaleChoice, choose_scale
+from .texture import prepare_reference, texture_gain
 from .units import expect_units, parse_quantity, unit_factors
 
 if TYPE_CHECKING:
@@ -323,7 +324,7 @@ def _prepare(
         fine = src
     ref = None
     if reference is not None:
-        ref = _reference(reference, info, f, model, interpolation)
+        ref = prepare_reference(reference, info, f, model, interpolation)
     s_star = _sigma_star(scale, fine, model, y, x, f, None if ref is None else ref.target_psd)
     sigmas = _sigmas(sampler, steps, model.sigma_min, s_star)
     from .nn.model import register_model
@@ -349,7 +350,7 @@ def _prepare(
         bool(info.periodic_x),
     )
     if ref is not None:
-        plan = replace(plan, texture=_texture(ref, plan, model))
+        plan = replace(plan, texture=texture_gain(ref, plan, model))
     coarse = src if sampler == "conditional" or cons != "none" else None
     if progress and fine.chunks is None and lead:
         # computed through dask, a batch of fields per block, so that a bar can count blocks
@@ -364,103 +365,6 @@ def _prepare(
         raise TypeError(f"resources must be a dict such as {{'GPU': 1}}, got {resources!r}")
     n_ref = 0 if ref is None else len(ref.fields)
     return _Job(fine, coarse, plan, model, order, steps, out_units, to_output, resources, n_ref)
-
-
-@dataclass
-class _Reference:
-    """Fine fields of the target product, ready for calibration (model units)."""
-
-    fields: np.ndarray  # (n, H, W), H and W multiples of the factor
-    coarse: np.ndarray  # (n, H / f, W / f): block means
-    source: np.ndarray  # (n, H, W): the block means prepared as any input (upsample, lowpass)
-    target_psd: tuple[np.ndarray, np.ndarray]  # (k, power) in the model's transformed space
-    digest: str
-
-
-_MAX_REFERENCE_FIELDS = 32
-_TEXTURES: dict[tuple[str, Any], tuple[tuple[float, ...], tuple[float, ...]]] = {}
-
-
-def _reference(
-    reference: Any, info, f: int, model: DownscalingModel, interpolation: str
-) -> _Reference:
-    """Check the reference against the output grid and the model, and prepare it."""
-    import hashlib
-
-    reference = check_finite(check_dataarray(reference, "reference"), "reference")
-    dims = (info.y, info.x) if {info.y, info.x} <= set(reference.dims) else None
-    rinfo = grid_info(reference, dims)
-    name = f"model {model.name!r}"
-    to_model = expect_units(reference.attrs.get("units"), model.card.units, "reference", name)
-    if info.spacing and rinfo.spacing:
-        want, have = info.spacing / f, rinfo.spacing
-        if (info.units or "") != (rinfo.units or ""):
-            try:
-                have = have * unit_factors(str(rinfo.units), str(info.units), "reference")[0]
-            except ValueError:
-                raise ValueError(
-                    f"reference's grid coordinates are in {rinfo.units!r} but da's in "
-                    f"{info.units!r}, so their spacings cannot be compared; give both "
-                    "coordinates the same units"
-                ) from None
-        if abs(have - want) > 0.01 * want:
-            u = info.units or ""
-            raise ValueError(
-                f"reference has a grid spacing of {have:g} {u} but the output grid has "
-                f"{want:g} {u} (da's {info.spacing:g} {u} / factor {f}): the texture must be "
-                "measured on the grid it is given to; pass fine fields of the target product "
-                "at the output resolution".replace("  ", " ")
-            )
-    ry, rx = rinfo.y, rinfo.x
-    h, w = (reference.sizes[ry] // f) * f, (reference.sizes[rx] // f) * f
-    need = 8 * f
-    if h < need or w < need:
-        raise ValueError(
-            f"reference is {reference.sizes[ry]} x {reference.sizes[rx]} cells, but measuring "
-            f"the texture below the coarse grid needs at least {need} x {need} (8 coarse cells "
-            f"of factor {f}) per field; pass larger fine fields"
-        )
-    lead = [d for d in reference.dims if d not in (ry, rx)]
-    arr = np.asarray(reference.transpose(*lead, ry, rx).values, dtype=np.float64)
-    arr = arr.reshape(-1, *arr.shape[-2:])[:, :h, :w]
-    if to_model is not None:
-        arr = arr * to_model[0] + to_model[1]
-    with np.errstate(invalid="ignore"):
-        keep = np.nanstd(arr, axis=(-2, -1)) > 0
-    arr = arr[np.flatnonzero(keep)]
-    if len(arr) == 0:
-        raise ValueError(
-            "reference has no field with structure (every field is constant or all NaN, e.g. "
-            "all dry); pass fine fields in which the variable varies"
-        )
-    if len(arr) > _MAX_REFERENCE_FIELDS:  # evenly spaced: the calibration costs one sample each
-        pick = np.unique(np.linspace(0, len(arr) - 1, _MAX_REFERENCE_FIELDS).round().astype(int))
-        arr = arr[pick]
-    coarse = np_grid.coarsen(arr, (f, f))
-    src = xr.DataArray(coarse, dims=("field", "y", "x"))
-    up = upsample(src, f, interpolation=interpolation, spatial_dims=("y", "x"))  # type: ignore[arg-type]
-    source = np.asarray(lowpass(up, 0.5 / f, spatial_dims=("y", "x")).values)
-    k, p = np_texture.ring_spectrum(model.card.forward_transform(arr))
-    digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-    return _Reference(arr, coarse, source, (k, p), digest)
-
-
-def _texture(ref: _Reference, plan: SamplingPlan, model: DownscalingModel):
-    """The reference's gain for this plan, calibrated once per process and (reference, plan)."""
-    key = (ref.digest, plan)
-    if key not in _TEXTURES:
-        from .nn.pipeline import calibrate_texture
-
-        if len(_TEXTURES) >= 16:
-            _TEXTURES.pop(next(iter(_TEXTURES)))
-        _TEXTURES[key] = calibrate_texture(
-            ref.fields,
-            ref.source,
-            ref.coarse,
-            plan,
-            nonnegative=model.card.transform == "log",
-        )
-    return _TEXTURES[key]
 
 
 def _client():

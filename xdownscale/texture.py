@@ -1,0 +1,125 @@
+"""The reference texture of :func:`xdownscale.sample`: checks and calibration (xarray layer).
+
+``sample(..., reference=fine)`` gives the samples the texture of ``fine`` below the coarse
+grid. This module checks the reference against the output grid and the model, prepares it
+(model units, whole coarse blocks, at most :data:`MAX_FIELDS` fields, coarsened and brought
+back onto the model grid as any input is) and calibrates the radial gain once per reference
+and sampling plan in a process (:func:`xdownscale.nn.pipeline.calibrate_texture`; the numpy
+core is :mod:`xdownscale.np_texture`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from . import np_grid, np_texture
+from .checks import check_dataarray, check_finite, grid_info
+from .grid import lowpass, upsample
+from .units import expect_units, unit_factors
+
+if TYPE_CHECKING:
+    from .nn.model import DownscalingModel
+    from .nn.pipeline import SamplingPlan
+
+__all__ = ["MAX_FIELDS", "Reference", "prepare_reference", "texture_gain"]
+
+
+@dataclass
+class Reference:
+    """Fine fields of the target product, ready for calibration (model units)."""
+
+    fields: np.ndarray  # (n, H, W), H and W multiples of the factor
+    coarse: np.ndarray  # (n, H / f, W / f): block means
+    source: np.ndarray  # (n, H, W): the block means prepared as any input (upsample, lowpass)
+    target_psd: tuple[np.ndarray, np.ndarray]  # (k, power) in the model's transformed space
+    digest: str
+
+
+MAX_FIELDS = 32
+_TEXTURES: dict[tuple[str, Any], tuple[tuple[float, ...], tuple[float, ...]]] = {}
+
+
+def prepare_reference(
+    reference: Any, info, f: int, model: DownscalingModel, interpolation: str
+) -> Reference:
+    """Check the reference against the output grid and the model, and prepare it."""
+    import hashlib
+
+    reference = check_finite(check_dataarray(reference, "reference"), "reference")
+    dims = (info.y, info.x) if {info.y, info.x} <= set(reference.dims) else None
+    rinfo = grid_info(reference, dims)
+    name = f"model {model.name!r}"
+    to_model = expect_units(reference.attrs.get("units"), model.card.units, "reference", name)
+    if info.spacing and rinfo.spacing:
+        want, have = info.spacing / f, rinfo.spacing
+        if (info.units or "") != (rinfo.units or ""):
+            try:
+                have = have * unit_factors(str(rinfo.units), str(info.units), "reference")[0]
+            except ValueError:
+                raise ValueError(
+                    f"reference's grid coordinates are in {rinfo.units!r} but da's in "
+                    f"{info.units!r}, so their spacings cannot be compared; give both "
+                    "coordinates the same units"
+                ) from None
+        if abs(have - want) > 0.01 * want:
+            u = info.units or ""
+            raise ValueError(
+                f"reference has a grid spacing of {have:g} {u} but the output grid has "
+                f"{want:g} {u} (da's {info.spacing:g} {u} / factor {f}): the texture must be "
+                "measured on the grid it is given to; pass fine fields of the target product "
+                "at the output resolution".replace("  ", " ")
+            )
+    ry, rx = rinfo.y, rinfo.x
+    h, w = (reference.sizes[ry] // f) * f, (reference.sizes[rx] // f) * f
+    need = 8 * f
+    if h < need or w < need:
+        raise ValueError(
+            f"reference is {reference.sizes[ry]} x {reference.sizes[rx]} cells, but measuring "
+            f"the texture below the coarse grid needs at least {need} x {need} (8 coarse cells "
+            f"of factor {f}) per field; pass larger fine fields"
+        )
+    lead = [d for d in reference.dims if d not in (ry, rx)]
+    arr = np.asarray(reference.transpose(*lead, ry, rx).values, dtype=np.float64)
+    arr = arr.reshape(-1, *arr.shape[-2:])[:, :h, :w]
+    if to_model is not None:
+        arr = arr * to_model[0] + to_model[1]
+    with np.errstate(invalid="ignore"):
+        keep = np.nanstd(arr, axis=(-2, -1)) > 0
+    arr = arr[np.flatnonzero(keep)]
+    if len(arr) == 0:
+        raise ValueError(
+            "reference has no field with structure (every field is constant or all NaN, e.g. "
+            "all dry); pass fine fields in which the variable varies"
+        )
+    if len(arr) > MAX_FIELDS:  # evenly spaced: the calibration costs one sample each
+        pick = np.unique(np.linspace(0, len(arr) - 1, MAX_FIELDS).round().astype(int))
+        arr = arr[pick]
+    coarse = np_grid.coarsen(arr, (f, f))
+    src = xr.DataArray(coarse, dims=("field", "y", "x"))
+    up = upsample(src, f, interpolation=interpolation, spatial_dims=("y", "x"))  # type: ignore[arg-type]
+    source = np.asarray(lowpass(up, 0.5 / f, spatial_dims=("y", "x")).values)
+    k, p = np_texture.ring_spectrum(model.card.forward_transform(arr))
+    digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    return Reference(arr, coarse, source, (k, p), digest)
+
+
+def texture_gain(ref: Reference, plan: SamplingPlan, model: DownscalingModel):
+    """The reference's gain for this plan, calibrated once per process and (reference, plan)."""
+    key = (ref.digest, plan)
+    if key not in _TEXTURES:
+        from .nn.pipeline import calibrate_texture
+
+        if len(_TEXTURES) >= 16:
+            _TEXTURES.pop(next(iter(_TEXTURES)))
+        _TEXTURES[key] = calibrate_texture(
+            ref.fields,
+            ref.source,
+            ref.coarse,
+            plan,
+            nonnegative=model.card.transform == "log",
+        )
+    return _TEXTURES[key]
