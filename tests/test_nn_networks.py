@@ -101,6 +101,40 @@ def test_batch_composition_does_not_change_results():
     assert torch.equal(whole, split)
 
 
+@pytest.mark.parametrize("periodic", [False, True])
+def test_inference_path_agrees_with_the_training_path(periodic):
+    # without autograd on the CPU the UNet fuses padding into SiLU, writes the upsampling into
+    # the concatenation, computes 1x1 products per sample and splits the batch into
+    # micro-batches: the same values up to float32 rounding (the 1x1 products are another
+    # BLAS call), and the same bits for every micro-batch size and a sample alone
+    net = _net(attention=True, periodic_x=periodic, periodic_y=periodic)
+    x, c = torch.randn(7, 1, 64, 128), torch.randn(7)
+    with torch.enable_grad():
+        plain = net(x, c).detach()  # autograd: the plain code, the whole batch at once
+    with torch.no_grad():
+        want = net(x, c)
+        torch.testing.assert_close(want, plain, rtol=1e-5, atol=1e-5)
+        for mb in (2, 3, 64):
+            net.micro_batch = mb
+            assert torch.equal(net(x, c), want)
+            assert torch.equal(net(x[2:3], c[2:3]), want[2:3])  # alone (run as two)
+
+
+def test_micro_batches_on_two_threads_give_the_same_bits():
+    net = _net(channels=(8, 16))
+    net.micro_batch = 2
+    x, c = torch.randn(5, 1, 64, 64), torch.full((5,), 0.3)
+    with torch.no_grad():
+        one = net(x, c)
+        torch.set_num_threads(2)
+        try:
+            two = net(x, c)
+            assert torch.get_num_threads() == 2  # the caller keeps its setting
+        finally:
+            torch.set_num_threads(1)
+    assert torch.equal(one, two)
+
+
 def test_from_config_round_trip():
     net = _net(attention=True, heads=2, periodic_x=True)
     clone = UNet.from_config(net.config)

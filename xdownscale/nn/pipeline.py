@@ -29,6 +29,7 @@ from .. import np_texture
 from . import samplers
 from .device import resolve_device
 from .model import DEVICE_LOCKS, ModelRef, get_model
+from .networks import tune_malloc
 
 __all__ = [
     "CALIBRATION_MEMBER",
@@ -229,6 +230,8 @@ def calibrate_texture(
 def _batches(plan: SamplingPlan, x: np.ndarray, y: np.ndarray | None, loc: Sequence[int], members):
     """Yield ``(pairs, result)`` for device batches over (member, sample) pairs, member-major."""
     device = resolve_device(plan.device)
+    if device.type == "cpu":
+        tune_malloc()  # no page faults per activation (XDOWNSCALE_TUNE_MALLOC=0: leave it)
     model, net = get_model(plan.model, device, periodic_x=plan.periodic_x)
     lead = x.shape[:-2]
     n_samples = math.prod(lead)
@@ -246,7 +249,10 @@ def _batches(plan: SamplingPlan, x: np.ndarray, y: np.ndarray | None, loc: Seque
             chunk = pairs[start : start + plan.batch_size]
             rows = [s for _, s in chunk]
             # a batch of one runs as two (a duplicate): some CPU convolutions take another code
-            # path for a single sample, which would make results depend on the batch size
+            # path for a single sample, which would make results depend on the batch size. A
+            # UNet splits larger batches into micro-batches itself (UNet.micro_batch_size), so
+            # plan.batch_size only sets how many fields the sampler steps hold at once (and how
+            # many micro-batches can run side by side on several threads)
             padded = chunk + chunk[:1] if len(rows) == 1 else chunk
             pad = [s for _, s in padded]
             gens = [
