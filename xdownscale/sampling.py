@@ -10,6 +10,7 @@ model: each process loads it once.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
@@ -245,6 +246,7 @@ class _Job:
     to_output: tuple[float, float] | None  # model units -> result units (scale, offset)
     resources: dict[str, float] | None = None  # dask resource annotations of the core tasks
     reference_fields: int = 0  # fields of the reference whose texture the samples take
+    eager: bool = False  # the input was eager and was chunked here: compute the result
 
 
 def _prepare(
@@ -352,19 +354,29 @@ def _prepare(
     if ref is not None:
         plan = replace(plan, texture=texture_gain(ref, plan, model))
     coarse = src if sampler == "conditional" or cons != "none" else None
-    if progress and fine.chunks is None and lead:
-        # computed through dask, a batch of fields per block, so that a bar can count blocks
-        # (results do not depend on the chunking)
+    eager = fine.chunks is None
+    if eager and lead:
+        # an eager input is computed through dask in blocks too (results do not depend on the
+        # chunking): about two blocks per core and at most a batch each, so that one block's
+        # interpolation and conservation overlap another's network call, and a progress bar
+        # can count blocks
         first = lead[0]
-        per = int(np.prod([fine.sizes[d] for d in lead[1:]]))
-        fine = fine.chunk({first: max(1, batch_size // max(per, 1))})
-        coarse = None if coarse is None else coarse.chunk({first: fine.chunksizes[first]})
+        per = max(1, int(np.prod([fine.sizes[d] for d in lead[1:]])))
+        spread = -(-fine.sizes[first] // (2 * (os.cpu_count() or 1)))
+        size = max(1, min(batch_size // per, spread))
+        if size < fine.sizes[first] or progress:
+            fine = fine.chunk({first: size})
+            coarse = None if coarse is None else coarse.chunk({first: size})
+        else:
+            eager = False  # one block: the core runs on the arrays directly
     if resources is not None and not (
         isinstance(resources, dict) and all(isinstance(v, (int, float)) for v in resources.values())
     ):
         raise TypeError(f"resources must be a dict such as {{'GPU': 1}}, got {resources!r}")
     n_ref = 0 if ref is None else len(ref.fields)
-    return _Job(fine, coarse, plan, model, order, steps, out_units, to_output, resources, n_ref)
+    return _Job(
+        fine, coarse, plan, model, order, steps, out_units, to_output, resources, n_ref, eager
+    )
 
 
 def _client():
@@ -637,7 +649,14 @@ def sample(
     out = xr.DataArray(_to_output(data, job), dims=fine.dims, coords=fine.coords, name=da.name)
     out.attrs = _attrs(da, job, "sample: " + _history(job))
     out = out.transpose(*job.order)
-    return _progress.compute(out, "sample") if progress else out
+    return _finish(out, job, progress, "sample")
+
+
+def _finish(out, job: _Job, progress: bool, what: str):
+    """Compute now with a bar (``progress``), or because the input was eager."""
+    if progress:
+        return _progress.compute(out, what)
+    return out.compute() if job.eager else out
 
 
 def _thresholds(threshold: Any, units: str | None) -> list[float]:
@@ -807,7 +826,7 @@ def ensemble(
     nlead = fine.ndim - 2
     if reduce is None:
         members = _members(da, n, job, member_chunk)
-        return _progress.compute(members, f"ensemble of {n}") if progress else members
+        return _finish(members, job, progress, f"ensemble of {n}")
     reduce_list, thresholds, quantiles, stats = _stats_spec(reduce, threshold, q, job.units)
     core_stats = tuple((k, _to_model(t, job) if k == "exceedance" else t) for k, t in stats)
     if "quantile" in reduce_list:
@@ -862,7 +881,7 @@ def ensemble(
         attrs["cell_methods"] = f"realization: {kind} ({n} members)"
         dims = [d for d in v.dims if d not in job.order] + list(job.order)
         out[kind] = v.transpose(*dims).assign_attrs(attrs)
-    return _progress.compute(out, f"ensemble statistics over {n}") if progress else out
+    return _finish(out, job, progress, f"ensemble statistics over {n}")
 
 
 def _to_model(t: float, job: _Job) -> float:
@@ -884,15 +903,16 @@ def _members(da: xr.DataArray, n: int, job: _Job, member_chunk: int | None) -> x
     fine, coarse = job.fine, job.coarse
     nlead = fine.ndim - 2
     mc = job.plan.batch_size if member_chunk is None else check_int(member_chunk, "member_chunk", 1)
-    if fine.chunks is None:
-        from .nn.pipeline import sample_fields
-
+    if fine.chunks is None or job.eager:  # the members of an eager input are held in memory
         check_memory(
             n * fine.size * 4,
             f"ensemble of n={n} members held in memory",
             "chunk the input (e.g. da.chunk(time=1)) so that the members stay lazy, or pass "
             "reduce=['mean', 'std', ...] to get statistics without holding the members",
         )
+    if fine.chunks is None:
+        from .nn.pipeline import sample_fields
+
         y = None if coarse is None else np.asarray(coarse.values)
         data = sample_fields(np.asarray(fine.values), y, (0,) * nlead, range(n), job.plan)
     else:
