@@ -7,7 +7,14 @@
 (c) peak memory of ``ensemble(1000, reduce=["mean", "std"])`` vs ``ensemble(10, ...)``, each in
     a fresh subprocess (peak RSS from ``VmHWM`` in /proc/self/status) — target <= 2x;
 (d) on a CUDA GPU only: fields per second for a 240 x 384 field with a Hess-sized UNet
-    (128/128/256/256, attention) — target >= 500 fields/s on an H100-class GPU.
+    (128/128/256/256, attention) — target >= 500 fields/s on an H100-class GPU (the whole GPU
+    check is ``benchmarks/bench_gpu.py``);
+(e) efficiency of the default model's forward pass (``radar-8x`` at 256 x 256, batch 8, FLOPs
+    counted with ``torch.utils.flop_counter``) against a 2048 x 2048 fp32 matmul in the same
+    process, interleaved rounds — target >= 0.40 of the matmul rate (issue #17);
+(f) ``sample`` with the default model and steps on 8 held-out radar fields of 256 x 256
+    (MeteoSwiss 2017-01-31, coarsened 8x), eager against chunked two fields per chunk, with
+    the machine's thread count — target: eager <= 1.1 x chunked, and the same bits.
 
 Networks are randomly initialised: speed and memory do not depend on the weights. Writes
 ``docs/benchmarks/sample.rst``.
@@ -182,6 +189,101 @@ def bench_gpu(n_fields=512, batch=64):
     return out
 
 
+def matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    return 2 * n**3 / _median_time(lambda: a @ b, repeats) / 1e9
+
+
+def bench_efficiency(rounds: int, threads_list=(1, 2), batch: int = 8, size: int = 256) -> dict:
+    """Forward-pass GFLOP/s of the default model against the matmul rate, same process."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from xdownscale.models import load
+    from xdownscale.nn.networks import tune_malloc
+
+    malloc = tune_malloc()  # what the sampling pipeline does on the CPU
+    den = load(None).denoiser.eval()
+    x = torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+    sigma = torch.full((batch,), 0.5)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)  # counted in this thread (pool threads are not seen by the counter)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        den(x, sigma)
+    flops = fc.get_total_flops()
+    out: dict = {"gflop_per_field": flops / batch / 1e9, "batch": batch, "size": size,
+                 "malloc_tuned": malloc}
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            den(x, sigma)  # warm-up at this thread count
+            rows = []
+            for _ in range(rounds):
+                mm0 = matmul_gflops()
+                t = time.perf_counter()
+                den(x, sigma)
+                fw = flops / (time.perf_counter() - t) / 1e9
+                mm1 = matmul_gflops()
+                rows.append((fw, 0.5 * (mm0 + mm1)))
+        ratios = [fw / mm for fw, mm in rows]
+        out[threads] = {
+            "ratio": statistics.median(ratios),
+            "forward_gflops": statistics.median(r[0] for r in rows),
+            "matmul_gflops": statistics.median(r[1] for r in rows),
+        }
+        print(f"(e) {threads} thread(s): {out[threads]}", flush=True)
+    torch.set_num_threads(saved)
+    return out
+
+
+def _held_out_coarse():
+    """8 frames of a fully covered 256 km window of MeteoSwiss 2017-01-31, coarsened 8x."""
+    try:
+        import radar_data
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        held = radar_data.held_out()
+    except SystemExit as err:
+        print(f"(f) skipped: {err}")
+        return None
+    valid = np.isfinite(held).all("time").values
+    idx = np.linspace(0, held.sizes["time"] - 1, 8).round().astype(int)
+    for i in range(0, valid.shape[0] - 255, 32):
+        for j in range(0, valid.shape[1] - 255, 32):
+            if valid[i : i + 256, j : j + 256].all():
+                t = held.isel(time=idx, y=slice(i, i + 256), x=slice(j, j + 256)).load()
+                t = t.clip(min=0).astype(np.float32).assign_attrs(units="mm h-1")
+                t = t.drop_vars([c for c in t.coords if c not in ("time", "y", "x")])
+                return xdownscale.coarsen(t, 8)
+    return None
+
+
+def bench_eager(repeats: int, threads: int) -> dict | None:
+    coarse = _held_out_coarse()
+    if coarse is None:
+        return None
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    runs = {
+        "eager": lambda: coarse.downscale.sample(seed=0),
+        "chunked": lambda: coarse.chunk(time=2).downscale.sample(seed=0).compute(),
+    }
+    first = {k: f().values for k, f in runs.items()}  # warm-up, and the bit-identity check
+    times: dict[str, list[float]] = {"eager": [], "chunked": []}
+    for _ in range(repeats):  # interleaved: the machine's load drifts
+        for k in ("chunked", "eager"):
+            t = time.perf_counter()
+            runs[k]()
+            times[k].append(time.perf_counter() - t)
+    torch.set_num_threads(saved)
+    e, c = statistics.median(times["eager"]), statistics.median(times["chunked"])
+    out = {"eager_s": e, "chunked_s": c, "ratio": e / c, "threads": threads,
+           "identical": bool(np.array_equal(first["eager"], first["chunked"], equal_nan=True))}
+    print("(f)", out, flush=True)
+    return out
+
+
 def machine() -> str:
     cpu = cpu_model()
     import dask
@@ -195,7 +297,7 @@ def machine() -> str:
     )
 
 
-def write_rst(path: Path, a, b, c, d, args, info: str, cmd: str) -> None:
+def write_rst(path: Path, a, b, c, d, e, f, args, info: str, cmd: str) -> None:
     mem = {n: r for n, r in c.items()}
     n_lo, n_hi = sorted(mem)
     ratio_mem = mem[n_hi]["peak_kb"] / mem[n_lo]["peak_kb"]
@@ -212,6 +314,28 @@ def write_rst(path: Path, a, b, c, d, args, info: str, cmd: str) -> None:
         "   * - (d) GPU fields/s at 240 x 384, Hess-sized UNet\n"
         "     - not run: no CUDA device on this machine\n"
         "     - >= 500 fields/s on an H100-class GPU\n"
+        "     - not measured\n"
+    )
+    eff_rows = "".join(
+        f"   * - (e) ``radar-8x`` forward pass at {e['size']} x {e['size']}, batch {e['batch']}, "
+        f"{t} torch thread(s), vs a 2048 x 2048 fp32 matmul in the same process\n"
+        f"     - {e[t]['forward_gflops']:.1f} vs {e[t]['matmul_gflops']:.1f} GFLOP/s: "
+        f"**{e[t]['ratio']:.2f}**\n"
+        f"     - >= 0.40\n"
+        f"     - {ok(e[t]['ratio'] >= 0.40)}\n"
+        for t in (1, 2) if t in e
+    )
+    eager_rows = (
+        f"   * - (f) ``sample`` (default model and steps) on 8 held-out radar fields of 256 x 256, "
+        f"eager vs chunked two per chunk, {f['threads']} threads\n"
+        f"     - {f['eager_s']:.0f} s vs {f['chunked_s']:.0f} s: **{f['ratio']:.2f}**; "
+        f"{'identical bits' if f['identical'] else '**results differ**'}\n"
+        f"     - <= 1.1\n"
+        f"     - {ok(f['ratio'] <= 1.1 and f['identical'])}\n"
+        if f else
+        "   * - (f) eager vs chunked on held-out radar fields\n"
+        "     - not run: ../shared/data/radar absent\n"
+        "     - <= 1.1\n"
         "     - not measured\n"
     )
     text = f"""Sampling speed and memory
@@ -249,7 +373,7 @@ Command: ``{cmd}``
        (above the post-import baseline: {inc_hi / 1024:.0f} vs {inc_lo / 1024:.0f} MiB)
      - <= 2x
      - {ok(ratio_mem <= 2)}
-{gpu_rows}
+{gpu_rows}{eff_rows}{eager_rows}
 Details
 -------
 - (a) Network: UNet 8/16/32 with bottleneck attention ({a['params']:,} parameters), one-step
@@ -271,6 +395,13 @@ Details
   post-import baseline is the resident set (``VmRSS``) just before the computation, with
   torch, xarray and the model loaded.
   Wall time: {mem[n_hi]['seconds']:.0f} s for {n_hi} members, {mem[n_lo]['seconds']:.1f} s for {n_lo}.
+- (e) FLOPs of one call counted with ``torch.utils.flop_counter.FlopCounterMode``
+  ({e['gflop_per_field']:.2f} GFLOP per field and evaluation); each round times the matmul,
+  the forward pass and the matmul again, and the ratio uses the mean of the two matmul rates;
+  medians of {args.rounds} rounds. glibc malloc thresholds tuned as the sampling pipeline
+  does (``xdownscale.nn.networks.tune_malloc``: {e['malloc_tuned']}).
+- (f) The same call ``coarse.downscale.sample(seed=0)`` on the numpy-backed field and on
+  ``coarse.chunk(time=2)``; medians of {args.eager_repeats} interleaved runs each.
 - The box is shared with other jobs and noisy; torch runs with {torch.get_num_threads()}
   intra-op thread(s) (with 2 threads, OpenMP spin-waiting on a loaded 2-core machine slowed
   small operations by orders of magnitude).
@@ -305,7 +436,11 @@ def main() -> None:
     print("(c)", c)
     d = bench_gpu()
     print("(d)", d)
-    write_rst(args.out, a, b, c, d, args, info, cmd)
+    args.rounds = 2 if q else 5
+    e = bench_efficiency(args.rounds, threads_list=(1, 2), batch=4 if q else 8, size=128 if q else 256)
+    args.eager_repeats = 1 if q else 2
+    f = None if q else bench_eager(args.eager_repeats, threads=os.cpu_count() or 2)
+    write_rst(args.out, a, b, c, d, e, f, args, info, cmd)
 
 
 if __name__ == "__main__":
