@@ -13,6 +13,17 @@ Stage 2, the embedded default ``radar-8x``: the stage-1 run continued on MeteoSw
 ``--finetune mch2015`` is the validation twin: the same continuation on the 2015 event only,
 so the 2016 event is unseen and can choose the length of stage 2 (``eval_radar.py --validate``).
 ``--parameterisation consistency`` trains the consistency model ``radar-8x-cm`` instead.
+
+Leave-one-source-out base models (issue #16): ``--sources`` trains stage 1 from scratch on the
+given sources only, with radar-8x-mix's settings otherwise (network, transform, noise range, 3,000
+windows per source; MeteoSwiss 2015 and 2016 only, 2017-01-31 held out as always); the scale range
+and sigma_data come from the fold's own windows, so the left-out source is not looked at::
+
+    python benchmarks/train_radar.py --sources fmi,mrms --workdir /tmp/xds_folds/noMCH --iterations 8000
+    python benchmarks/train_radar.py --sources mch,mrms --workdir /tmp/xds_folds/noFMI --iterations 8000
+
+The weights are written as ``radar-8x-noMCH.pt`` (``-noFMI``, ``-noMRMS``; with one source:
+``radar-8x-<source>``) in ``--workdir``.
 (``--kind`` and ``--steps`` are accepted as the old names of ``--parameterisation`` and
 ``--iterations``.)
 
@@ -61,6 +72,48 @@ FINETUNE_DATA = (
     "32 km (75 % wet); MeteoSwiss 2017-01-31 held out"
 )
 STAGE1_STEPS = 16000
+SOURCES = ("mch", "fmi", "mrms")
+SOURCE_DATA = {
+    "mch": "MeteoSwiss 2015-05-15 and 2016-07-11/12",
+    "fmi": "FMI 2016-09-28 and 2017-05-09",
+    "mrms": "MRMS 2019-06-10",
+}
+SOURCE_NAMES = {"mch": "MeteoSwiss", "fmi": "FMI", "mrms": "NOAA MRMS"}
+DESCRIPTION_FOLD = (
+    "Radar precipitation rate, 8x (8 km -> 1 km): a leave-one-source-out base model, an EDM "
+    "denoiser trained unconditionally on 1 km radar composites from {names} only ({left} left out "
+    "for validation: issue #16), otherwise as radar-8x-mix; used by SDEdit from sigma* with a few "
+    "Heun steps. Small (CPU-trained) model: for validation, not a default."
+)
+
+
+def parse_sources(text: str) -> tuple[str, ...]:
+    """``"fmi,mrms"`` -> ``("fmi", "mrms")`` in the canonical order; unknown or empty: ValueError."""
+    given = [s.strip().lower() for s in text.split(",") if s.strip()]
+    bad = sorted(set(given) - set(SOURCES))
+    if bad or not given:
+        raise ValueError(f"--sources takes a comma-separated subset of {','.join(SOURCES)}, got {text!r}")
+    return tuple(s for s in SOURCES if s in given)
+
+
+def fold_name(sources: tuple[str, ...]) -> str:
+    left = [s for s in SOURCES if s not in sources]
+    if len(left) == 1:
+        return f"radar-8x-no{left[0].upper()}"
+    return "radar-8x-" + "-".join(sources)
+
+
+def fold_data(sources: tuple[str, ...], per_source: int = 3000) -> str:
+    held = ["MeteoSwiss 2017-01-31 held out"] if "mch" in sources else []
+    held += [
+        "MeteoSwiss (all events) left out" if s == "mch" else f"{SOURCE_DATA[s]} left out"
+        for s in SOURCES if s not in sources
+    ]
+    each = f"{per_source:,} each from " if len(sources) > 1 else "from "
+    return (
+        f"{per_source * len(sources):,} windows of 64 x 64 km (75 % wet, >= 95 % inside coverage), "
+        + each + ", ".join(SOURCE_DATA[s] for s in sources) + "".join("; " + h for h in held)
+    )
 LICENCE = (
     "Weights: BSD-3-Clause, as xdownscale. Training data: pysteps-data radar samples "
     "(MeteoSwiss and FMI: no licence file in pysteps-data, the agencies' terms apply; "
@@ -84,12 +137,25 @@ def main(argv=None) -> int:
                          "(mch2015: the 2015 event only, for validation on 2016)")
     ap.add_argument("--init-checkpoint", default="/tmp/xds_radar/radar-8x.ckpt",
                     help="the stage-1 checkpoint that --finetune continues")
+    ap.add_argument("--sources", default=None,
+                    help="stage 1 on these sources only, e.g. fmi,mrms (leave-one-source-out "
+                         "folds, issue #16); MeteoSwiss 2017-01-31 stays held out")
     args = ap.parse_args(argv)
+    sources = None
+    if args.sources is not None:
+        try:
+            sources = parse_sources(args.sources)
+        except ValueError as err:
+            ap.error(str(err))
+        if args.finetune or args.parameterisation != "edm":
+            ap.error("--sources trains the stage-1 EDM model only (no --finetune, no consistency)")
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "patches.nc"
     name = "radar-8x" if args.parameterisation == "edm" else "radar-8x-cm"
+    if sources is not None:
+        name = fold_name(sources)
     extra = {}
     if args.finetune:
         if args.parameterisation != "edm":
@@ -105,9 +171,29 @@ def main(argv=None) -> int:
         stage1 = load_model("radar-8x-mix").card
         extra = {"scale_range": (stage1.scale_min, stage1.scale_max), "sigma_data": stage1.sigma_data}
         print(f"continuing {ck} on MeteoSwiss {years} windows", flush=True)
+    elif sources is not None:
+        if not cache.exists():
+            # the 2015 and 2016 events: training_sources() already drops 2017-01-31; explicit here
+            radar_data.patches(sources=sources, mch_years=(2015, 2016)).to_netcdf(cache)
+        print(f"stage 1 on {', '.join(sources)} only: {name}", flush=True)
     elif not cache.exists():
         radar_data.patches().to_netcdf(cache)
     da = xr.open_dataarray(cache).load()
+    if sources is not None:
+        left = [s for s in SOURCES if s not in sources]
+        description = DESCRIPTION_FOLD.format(
+            names=" and ".join(SOURCE_NAMES[s] for s in sources),
+            left=" and ".join(SOURCE_NAMES[s] for s in left) or "nothing",
+        )
+        data = fold_data(sources)
+    else:
+        description = (DESCRIPTION_FT if args.finetune else DESCRIPTION) if args.parameterisation == "edm" else DESCRIPTION_CM
+        data = (
+            FINETUNE_DATA.format(years=" and ".join(map(str, years)), steps=STAGE1_STEPS)
+            if args.finetune else "9,000 windows of 64 x 64 km (75 % wet, >= 95 % inside coverage), 3,000 "
+            "each from MeteoSwiss 2015-05-15 and 2016-07-11/12, FMI 2016-09-28 and "
+            "2017-05-09, MRMS 2019-06-10; MeteoSwiss 2017-01-31 held out"
+        )
     t0 = time.perf_counter()
     model = xdownscale.train(
         da, parameterisation=args.parameterisation, name=name,
@@ -121,13 +207,10 @@ def main(argv=None) -> int:
         checkpoint_every=180.0, time_limit=args.time_limit, seed=0, device="auto",
         card={
             "version": "1", "licence": LICENCE,
-            "description": (DESCRIPTION_FT if args.finetune else DESCRIPTION) if args.parameterisation == "edm" else DESCRIPTION_CM,
+            "description": description,
             "variable": "precip", "standard_name": "lwe_precipitation_rate",
             "training": {
-                "data": FINETUNE_DATA.format(years=" and ".join(map(str, years)), steps=STAGE1_STEPS)
-                if args.finetune else "9,000 windows of 64 x 64 km (75 % wet, >= 95 % inside coverage), 3,000 "
-                        "each from MeteoSwiss 2015-05-15 and 2016-07-11/12, FMI 2016-09-28 and "
-                        "2017-05-09, MRMS 2019-06-10; MeteoSwiss 2017-01-31 held out",
+                "data": data,
                 "script": "benchmarks/train_radar.py",
             },
         },
