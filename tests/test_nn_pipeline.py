@@ -123,17 +123,31 @@ def test_plan_is_small_and_carries_no_model(white):
 
 
 @pytest.mark.parametrize("periodic_x", [False, True])
-def test_finish_applies_the_texture_gain_per_field(white, rng, periodic_x):
+def test_finish_gives_each_field_the_references_spectral_shape(white, rng, periodic_x):
+    from xdownscale import np_texture
     from xdownscale.nn.pipeline import finish
 
-    x = torch.from_numpy(rng.normal(size=(3, 1, 12, 20)).astype("float32"))
-    k = (0.0, 0.5)
-    double = _plan(white, texture=(k, (float(np.log(2)), float(np.log(2)))), periodic_x=periodic_x)
-    out = finish(x, None, double, nonnegative=False)
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    torch.testing.assert_close(out, mean + 2 * (x - mean), atol=1e-5, rtol=1e-5)
-    identity = _plan(white, texture=(k, (0.0, 0.0)), periodic_x=periodic_x)
-    torch.testing.assert_close(finish(x, None, identity, nonnegative=False), x, atol=1e-5, rtol=0)
-    assert finish(x, None, double, nonnegative=True).min() >= 0
+    x = torch.from_numpy(rng.normal(size=(3, 1, 12, 20)).astype("float64"))
+    k = np.linspace(0.0, 0.75, 40)
+    ln_ref = -np.log1p(20 * k)  # a red reference
+    plan = _plan(white, texture=(tuple(k), tuple(ln_ref)), periodic_x=periodic_x, factor=2)
+    out = finish(x, None, plan, nonnegative=False)
+    k_a = np_texture.ANCHOR * 0.5 / 2
+    for i in range(3):
+        kin, lin = np_texture.reference_spectrum(x[i, 0].numpy(), periodic_x)
+        kout, lout = np_texture.reference_spectrum(out[i, 0].numpy(), periodic_x)
+        common = np.intersect1d(kin, kout)
+        assert len(common) >= len(kin) - 1  # (a corner ring of round-off may vanish)
+        lin, lout = lin[np.isin(kin, common)], lout[np.isin(kout, common)]
+        kin = common
+        low = kin <= k_a  # the scales the coarse grid resolves: untouched
+        np.testing.assert_allclose(lout[low], lin[low], atol=1e-9)
+        # above the anchor: the field's own power at the anchor, times the reference's shape
+        a = np.flatnonzero(low)[-1]  # the anchor: the last ring at or below 0.75 x Nyquist
+        want = lin[a] + np.interp(kin, k, ln_ref) - np.interp(kin[a], k, ln_ref)
+        inside = ~low & (np.abs(want - lin) < 2 * np_texture.LIMIT)  # (the gain is clipped)
+        assert inside.sum() > 5
+        np.testing.assert_allclose(lout[inside], want[inside], atol=1e-6)
+    assert finish(x, None, plan, nonnegative=True).min() >= 0
     # each field alone gives the same bits as in a batch
-    torch.testing.assert_close(finish(x[1:2], None, double, False), out[1:2], atol=0, rtol=0)
+    torch.testing.assert_close(finish(x[1:2], None, plan, False), out[1:2], atol=0, rtol=0)

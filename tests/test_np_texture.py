@@ -1,4 +1,4 @@
-"""The texture core: the gain from two spectra, the gain on an FFT grid, ring spectra."""
+"""The texture core: ring spectra, the reference's spectrum, the per-field shape gain."""
 
 from __future__ import annotations
 
@@ -21,34 +21,43 @@ def test_ring_spectrum_fills_nan_with_the_field_mean(rng):
     assert np.isfinite(p).all()
 
 
-def test_log_gain_is_half_the_log_ratio_ramped_in_from_the_coarse_nyquist():
+def test_shape_gain_anchors_the_references_shape_at_the_fields_own_power():
     k = np.arange(65) / 128
-    g = np_texture.log_gain(k, np.full(65, 9.0), np.ones(65), 4, smooth=1)
-    assert (g[k <= 0.125] == 0).all()  # the coarse grid resolves these: untouched
-    np.testing.assert_allclose(g[k >= 0.25], np.log(3.0))
-    mid = (k > 0.125) & (k < 0.25)
-    np.testing.assert_allclose(g[mid], np.log(3.0) * (k[mid] - 0.125) / 0.125)
+    power = np.full(65, 9.0)  # the field: flat, 9 everywhere
+    ln_ref = np.log(100.0 / (1 + 128 * k))  # the reference: red, at any level
+    g = np_texture.shape_gain(k, power, k, ln_ref, 4)  # anchor 0.75 * 0.125 -> ring 12/128
+    assert (g[:13] == 0).all()  # the coarse grid resolves these: untouched
+    # above: ln P = ln 9 + ln R(k) - ln R(k_a), whatever the reference's level
+    want = 0.5 * (np.log(13.0) - np.log1p(128 * k[13:]))
+    np.testing.assert_allclose(g[13:], want)
+    np.testing.assert_allclose(np_texture.shape_gain(k, 7 * power, k, ln_ref - 5, 4), g)
 
 
-def test_log_gain_is_clipped_smoothed_and_ignores_empty_rings():
+def test_shape_gain_is_clipped_and_leaves_empty_rings_and_dry_fields_alone():
     k = np.arange(33) / 64
-    p_ref = np.ones(33)
-    p_gen = np.full(33, 1e-9)  # the model has no power there: a huge gain, clipped
-    g = np_texture.log_gain(k, p_ref, p_gen, 2)
+    power = np.ones(33)
+    power[20:] = 1e-9  # the field has no power there: a huge gain, clipped
+    g = np_texture.shape_gain(k, power, k, np.zeros(33), 2)
     assert g.max() == pytest.approx(np_texture.LIMIT)
-    p_gen = np.ones(33)
-    p_gen[20] = 0.0  # an empty ring gives no gain, not inf
-    g = np_texture.log_gain(k, p_ref, p_gen, 2, smooth=1)
-    assert np.isfinite(g).all() and g[20] == 0
-    spike = np.ones(33)
-    spike[25] = np.exp(2 * 5 * 0.1)
-    g = np_texture.log_gain(k, spike, np.ones(33), 4, smooth=5)  # spread over 5 rings
-    np.testing.assert_allclose(g[23:28], 0.1)
+    power[25] = 0.0  # an empty ring gives no gain, not inf
+    g = np_texture.shape_gain(k, power, k, np.zeros(33), 2)
+    assert np.isfinite(g).all() and g[25] == 0
+    assert (np_texture.shape_gain(k, np.zeros(33), k, np.zeros(33), 2) == 0).all()  # dry
 
 
-def test_gain_grid_is_radial_and_held_beyond_the_last_wavenumber():
-    g = np_texture.gain_grid((8, 8), (0.0, 0.25, 0.5), (0.0, np.log(2), np.log(4)))
-    assert g.dtype == np.float32 and g.shape == (8, 8)
-    assert g[0, 0] == 1.0 and g[0, 2] == pytest.approx(2.0) and g[0, 4] == pytest.approx(4.0)
-    assert g[4, 4] == pytest.approx(4.0)  # the corner, |k| = 0.71, beyond the last ring
-    np.testing.assert_array_equal(g, g.T)
+def test_reference_spectrum_is_the_mirror_padded_ring_spectrum(rng):
+    f = rng.normal(size=(4, 16, 24))
+    k, lnp = np_texture.reference_spectrum(f)
+    index, kk, count = np_texture.rings((32, 48))
+    z = f - f.mean(axis=(-2, -1), keepdims=True)
+    z = np.concatenate([z, z[:, ::-1]], axis=1)
+    z = np.concatenate([z, z[:, :, ::-1]], axis=2)
+    p = np.bincount(index.ravel(), (np.abs(np.fft.rfft2(z)) ** 2).mean(0).ravel()) / count
+    np.testing.assert_allclose(np.exp(lnp), p[np.isin(kk, k)])
+    assert k[0] == pytest.approx(1 / 32)  # ring 0 (the mean) is left out
+    # NaN cells are filled with their field's mean; a periodic x is not padded
+    f[0, :3, :3] = np.nan
+    assert np.isfinite(np_texture.reference_spectrum(f)[1]).all()
+    assert np_texture.rings.__wrapped__((32, 24))[0].shape == (32, 13)
+    kp, _ = np_texture.reference_spectrum(f, periodic_x=True)
+    assert kp[0] == pytest.approx(1 / 24)

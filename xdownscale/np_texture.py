@@ -1,18 +1,23 @@
-"""The fine-scale texture of a reference product, as a radial spectral gain (numpy core).
+"""The fine-scale texture of a reference product, as a per-field radial gain (numpy core).
 
 A network trained on one radar network reproduces that network's texture below the coarse
 grid's resolution: MeteoSwiss composites are ten times smoother at 2 km than FMI's or MRMS's,
 and an 8 km field cannot tell which texture is wanted. Given a few fine fields of the product
-the user wants (the *reference*), :func:`xdownscale.sample` coarsens them, downscales them with
-the model and compares the radially averaged spectra of the reference and of its downscaled
-copy, in physical units. Half the log of their ratio, at the scales the coarse grid does not
-resolve, is the log amplitude gain :func:`log_gain` that turns the model's texture into the
-reference's; every sample is then filtered with it (:func:`gain_grid` gives the filter on a
-mirror-padded field) before clipping and conservation. The gain is ramped in from the coarse
-Nyquist wavenumber ``0.5 / factor`` to ``1 / factor`` cycles per fine cell, so the scales the
-input resolves are never touched.
+the user wants (the *reference*), :func:`xdownscale.sample` gives every sample the *shape* of
+the reference's radially averaged spectrum below the coarse grid, anchored at the sample's own
+power at :data:`ANCHOR` times the coarse Nyquist wavenumber ``0.5 / factor``: at wavenumbers
+``k`` above the anchor ``k_a`` the sample's power becomes
 
-Arrays in, arrays out; wavenumbers in cycles per fine grid cell.
+    ``P_sample(k_a) * P_reference(k) / P_reference(k_a)``,
+
+a radial amplitude gain per field (:func:`shape_gain`) that keeps the sample's phases and its
+larger scales. The reference thus supplies how power falls off towards the grid scale (the
+product's processing), the sample how much power the weather of the moment has at the scales
+the coarse field resolves. Spectra of samples and reference are taken the same way: the
+field minus its mean, mirror-padded (no wrap-around at the edges; circular along a periodic
+x), ring averages of the half-plane FFT (:func:`rings`, :func:`reference_spectrum`).
+
+Arrays in, arrays out; wavenumbers in cycles per grid cell.
 """
 
 from __future__ import annotations
@@ -23,10 +28,22 @@ import numpy as np
 
 from . import np_spectra
 
-__all__ = ["gain_grid", "log_gain", "ring_spectrum"]
+__all__ = [
+    "ANCHOR",
+    "LIMIT",
+    "padded",
+    "reference_spectrum",
+    "ring_spectrum",
+    "rings",
+    "shape_gain",
+]
 
 #: The largest amplitude change the gain may make at any wavenumber: e^3 (about 20x).
 LIMIT = 3.0
+#: Where the reference's spectral shape is anchored to the sample's power, as a fraction of
+#: the coarse Nyquist wavenumber: low enough that the coarse field resolves it well, high
+#: enough that the sample's power there reflects the weather of the moment.
+ANCHOR = 0.75
 
 
 def ring_spectrum(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,56 +65,127 @@ def ring_spectrum(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return k, np.nanmean(power, axis=0)
 
 
-def log_gain(
+def padded(shape: tuple[int, int], periodic_x: bool) -> tuple[int, int]:
+    """The shape a field of ``shape`` has after mirror padding (y and, unless periodic, x)."""
+    h, w = shape
+    return 2 * h, w if periodic_x else 2 * w
+
+
+@lru_cache(maxsize=16)
+def rings(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ring index of every cell of the half-plane FFT (``rfft2``) of a field of ``shape``.
+
+    Rings are ``1 / min(shape)`` cycles per cell wide, centred on multiples of it.
+
+    Returns
+    -------
+    index : ndarray of int64, shape ``(ny, nx // 2 + 1)``
+    k : ndarray
+        Ring centres, cycles per cell.
+    count : ndarray
+        Cells per ring (rings without a cell are 0).
+
+    Examples
+    --------
+    >>> index, k, count = rings((8, 8))
+    >>> index.shape, k[:3].tolist(), int(count[0])
+    ((8, 5), [0.0, 0.125, 0.25], 1)
+    """
+    ny, nx = shape
+    r = np.hypot(np.fft.fftfreq(ny)[:, None], np.fft.rfftfreq(nx)[None, :])
+    dk = 1.0 / min(ny, nx)
+    index = np.rint(r / dk).astype(np.int64)
+    count = np.bincount(index.ravel()).astype(np.float64)
+    return index, np.arange(len(count)) * dk, count
+
+
+def _mirror(field: np.ndarray, periodic_x: bool) -> np.ndarray:
+    z = np.concatenate([field, field[..., ::-1, :]], axis=-2)
+    return z if periodic_x else np.concatenate([z, z[..., ::-1]], axis=-1)
+
+
+def reference_spectrum(
+    fields: np.ndarray, periodic_x: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(k, ln power)`` of fields ``(n, ny, nx)``: mirror-padded ring spectrum, field-averaged.
+
+    Each field minus its mean (NaN filled with it), mirror-padded as the samples are
+    (:func:`padded`), half-plane FFT, ring averages (:func:`rings`); the power is averaged
+    over the fields; rings with power (beyond round-off) and beyond ``k = 0`` are returned.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> k, lnp = reference_spectrum(rng.normal(size=(8, 32, 32)))
+    >>> bool(np.std(lnp[k <= 0.5]) < 0.3)  # white noise: flat
+    True
+    """
+    f = np.asarray(fields, dtype=np.float64)
+    f = f.reshape(-1, *f.shape[-2:])
+    mean = np.nanmean(f, axis=(-2, -1), keepdims=True)
+    f = np.where(np.isnan(f), mean, f) - mean
+    shape = padded(f.shape[-2:], periodic_x)
+    index, k, count = rings(shape)
+    power = np.abs(np.fft.rfft2(_mirror(f, periodic_x))) ** 2
+    total = np.bincount(index.ravel(), power.mean(axis=0).ravel(), minlength=len(k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = total / count
+    # the mean is removed (no ring 0); mirror padding cancels the Nyquist modes, leaving
+    # round-off there
+    keep = np.isfinite(p) & (k > 0)
+    keep &= p > 1e-12 * (p[keep].max() if keep.any() else 0.0)
+    return k[keep], np.log(p[keep])
+
+
+def shape_gain(
     k: np.ndarray,
-    p_ref: np.ndarray,
-    p_gen: np.ndarray,
+    power: np.ndarray,
+    k_ref: np.ndarray,
+    ln_ref: np.ndarray,
     factor: int,
     *,
-    smooth: int = 5,
+    anchor: float = ANCHOR,
     limit: float = LIMIT,
 ) -> np.ndarray:
-    """ln of the amplitude gain that takes spectrum ``p_gen`` to ``p_ref``, per wavenumber.
+    """ln of the amplitude gain per ring that gives one field the reference's spectral shape.
 
-    ``0.5 * ln(p_ref / p_gen)``, averaged over ``smooth`` neighbouring rings, clipped to
-    ``[-limit, limit]``, and multiplied by a ramp that is 0 up to the coarse Nyquist
-    ``0.5 / factor`` and 1 from ``1 / factor`` cycles per cell on. Rings where either spectrum
-    is not positive get no gain.
+    Parameters
+    ----------
+    k, power : ndarray
+        Ring centres (cycles per cell) and the field's ring-averaged power.
+    k_ref, ln_ref : ndarray
+        The reference's ring centres and ln power (:func:`reference_spectrum`); interpolated
+        linearly in ``k`` and held beyond its last ring.
+    factor : int
+        The coarse grid's factor: the anchor is ``anchor * 0.5 / factor`` cycles per cell.
+
+    Returns
+    -------
+    ndarray
+        ``0.5 * (ln P(k_a) + ln R(k) - ln R(k_a) - ln P(k))`` above the anchor ring ``k_a``
+        (the last ring with power at or below ``anchor * 0.5 / factor``), 0 at and below it,
+        clipped to ``[-limit, limit]``; 0 wherever the field has no power (an all-dry field
+        stays dry).
 
     Examples
     --------
     >>> k = np.arange(33) / 64
-    >>> g = log_gain(k, 4 * np.ones(33), np.ones(33), 8)
-    >>> float(g[0]), round(float(g[-1]), 4)  # untouched below 1/16, ln 2 from 1/8 on
-    (0.0, 0.6931)
+    >>> g = shape_gain(k, np.ones(33), k, np.log(1.0 / (1 + 64 * k)), 4)  # reference: red
+    >>> float(g[6]), round(float(g[32]), 3)  # untouched up to 6/64, then -0.5 ln(33/7)
+    (0.0, -0.775)
     """
     k = np.asarray(k, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = 0.5 * (np.log(np.asarray(p_ref, float)) - np.log(np.asarray(p_gen, float)))
-    g = np.where(np.isfinite(g), g, 0.0)
-    if smooth > 1:
-        h = smooth // 2
-        g = np.convolve(np.pad(g, h, mode="edge"), np.ones(smooth) / smooth, mode="valid")
-    ramp = np.clip((k - 0.5 / factor) / (0.5 / factor), 0.0, 1.0)
-    return ramp * np.clip(g, -limit, limit)
-
-
-@lru_cache(maxsize=16)
-def _radius(ny: int, nx: int) -> np.ndarray:
-    return np.hypot(np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :])
-
-
-def gain_grid(shape: tuple[int, int], k: tuple[float, ...], logg: tuple[float, ...]) -> np.ndarray:
-    """The amplitude gain ``exp(logg(|kappa|))`` on the FFT grid of a field of ``shape``.
-
-    ``shape`` is the (padded) field the FFT runs on; ``k`` and ``logg`` are the gain's
-    wavenumbers (cycles per cell) and log gains, interpolated linearly and held constant beyond
-    the last wavenumber (the corners of the spectrum).
-
-    Examples
-    --------
-    >>> gain_grid((4, 4), (0.0, 0.5), (0.0, float(np.log(2)))).round(2)[0]
-    array([1.  , 1.41, 2.  , 1.41], dtype=float32)
-    """
-    r = _radius(*shape)
-    return np.exp(np.interp(r, np.asarray(k, float), np.asarray(logg, float))).astype(np.float32)
+        lnp = np.log(np.asarray(power, dtype=np.float64))
+    ok = np.isfinite(lnp)
+    below = np.flatnonzero(ok & (k <= anchor * 0.5 / factor))
+    if not len(below) or not len(k_ref):
+        return np.zeros_like(k)
+    a = below[-1]  # never changed by the gain: a second pass keeps the same level
+    k_a = k[a]
+    ln_pa = lnp[a]
+    lnr = np.interp(k, k_ref, ln_ref) - np.interp(k_a, k_ref, ln_ref)
+    with np.errstate(invalid="ignore"):
+        g = 0.5 * (ln_pa + lnr - lnp)
+    g = np.where((k > k_a) & ok & np.isfinite(g), g, 0.0)
+    return np.clip(g, -limit, limit)

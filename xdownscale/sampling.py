@@ -326,7 +326,7 @@ def _prepare(
         fine = src
     ref = None
     if reference is not None:
-        ref = prepare_reference(reference, info, f, model, interpolation)
+        ref = prepare_reference(reference, info, f, model)
     s_star = _sigma_star(scale, fine, model, y, x, f, None if ref is None else ref.target_psd)
     sigmas = _sigmas(sampler, steps, model.sigma_min, s_star)
     from .nn.model import register_model
@@ -531,11 +531,11 @@ def sample(
         A few fine fields of the product the result should look like (any times, at the
         output resolution, at least ``8 * factor`` cells a side, units convertible to the
         model's; NaN allowed): their texture below the coarse grid replaces the one the model
-        was trained on. When ``sample`` is called, the reference (at most 32 of its fields)
-        is coarsened, downscaled with the same settings (one sample per field) and the ratio
-        of its spectrum to the spectrum of its samples becomes a radial gain applied to every
-        sample before conservation (:mod:`xdownscale.np_texture`); computed once per reference
-        and settings in a process. None keeps the model's own texture.
+        was trained on. The radially averaged spectrum of the reference (at most 32 of its
+        fields) gives every sample its shape above 3/4 of the coarse Nyquist wavenumber,
+        anchored at the sample's own power there: a radial gain per field, applied before
+        clipping and conservation, twice (:mod:`xdownscale.np_texture`). None keeps the
+        model's own texture.
     sampler : {"consistency", "heun", "sde", "conditional"}, optional
         ``"consistency"`` (consistency models; one step by default), ``"heun"`` (EDM ODE),
         ``"sde"`` (Euler–Maruyama, VE), ``"conditional"`` (reverse SDE with guidance and

@@ -1,11 +1,11 @@
-"""The reference texture of :func:`xdownscale.sample`: checks and calibration (xarray layer).
+"""The reference texture of :func:`xdownscale.sample`: checks and preparation (xarray layer).
 
 ``sample(..., reference=fine)`` gives the samples the texture of ``fine`` below the coarse
 grid. This module checks the reference against the output grid and the model, prepares it
-(model units, whole coarse blocks, at most :data:`MAX_FIELDS` fields, coarsened and brought
-back onto the model grid as any input is) and calibrates the radial gain once per reference
-and sampling plan in a process (:func:`xdownscale.nn.pipeline.calibrate_texture`; the numpy
-core is :mod:`xdownscale.np_texture`).
+(model units, whole coarse blocks, at most :data:`MAX_FIELDS` fields) and measures its
+spectrum, whose shape every sample takes above the anchor
+(:func:`xdownscale.np_texture.reference_spectrum`, applied per field by
+:func:`xdownscale.nn.pipeline.finish`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
-from . import np_grid, np_texture
+from . import np_texture
 from .checks import check_dataarray, check_finite, grid_info
-from .grid import lowpass, upsample
 from .units import expect_units, unit_factors
 
 if TYPE_CHECKING:
@@ -30,22 +28,17 @@ __all__ = ["MAX_FIELDS", "Reference", "prepare_reference", "texture_gain"]
 
 @dataclass
 class Reference:
-    """Fine fields of the target product, ready for calibration (model units)."""
+    """Fine fields of the target product (model units) and their spectra."""
 
     fields: np.ndarray  # (n, H, W), H and W multiples of the factor
-    coarse: np.ndarray  # (n, H / f, W / f): block means
-    source: np.ndarray  # (n, H, W): the block means prepared as any input (upsample, lowpass)
     target_psd: tuple[np.ndarray, np.ndarray]  # (k, power) in the model's transformed space
     digest: str
 
 
 MAX_FIELDS = 32
-_TEXTURES: dict[tuple[str, Any], tuple[tuple[float, ...], tuple[float, ...]]] = {}
 
 
-def prepare_reference(
-    reference: Any, info, f: int, model: DownscalingModel, interpolation: str
-) -> Reference:
+def prepare_reference(reference: Any, info, f: int, model: DownscalingModel) -> Reference:
     """Check the reference against the output grid and the model, and prepare it."""
     import hashlib
 
@@ -95,31 +88,15 @@ def prepare_reference(
             "reference has no field with structure (every field is constant or all NaN, e.g. "
             "all dry); pass fine fields in which the variable varies"
         )
-    if len(arr) > MAX_FIELDS:  # evenly spaced: the calibration costs one sample each
+    if len(arr) > MAX_FIELDS:  # evenly spaced: a spectrum averaged over 32 fields is smooth
         pick = np.unique(np.linspace(0, len(arr) - 1, MAX_FIELDS).round().astype(int))
         arr = arr[pick]
-    coarse = np_grid.coarsen(arr, (f, f))
-    src = xr.DataArray(coarse, dims=("field", "y", "x"))
-    up = upsample(src, f, interpolation=interpolation, spatial_dims=("y", "x"))  # type: ignore[arg-type]
-    source = np.asarray(lowpass(up, 0.5 / f, spatial_dims=("y", "x")).values)
     k, p = np_texture.ring_spectrum(model.card.forward_transform(arr))
     digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-    return Reference(arr, coarse, source, (k, p), digest)
+    return Reference(arr, (k, p), digest)
 
 
 def texture_gain(ref: Reference, plan: SamplingPlan, model: DownscalingModel):
-    """The reference's gain for this plan, calibrated once per process and (reference, plan)."""
-    key = (ref.digest, plan)
-    if key not in _TEXTURES:
-        from .nn.pipeline import calibrate_texture
-
-        if len(_TEXTURES) >= 16:
-            _TEXTURES.pop(next(iter(_TEXTURES)))
-        _TEXTURES[key] = calibrate_texture(
-            ref.fields,
-            ref.source,
-            ref.coarse,
-            plan,
-            nonnegative=model.card.transform == "log",
-        )
-    return _TEXTURES[key]
+    """The reference's spectrum ``(k, ln power)`` in physical units, as the plan carries it."""
+    k, lnp = np_texture.reference_spectrum(ref.fields, plan.periodic_x)
+    return tuple(float(v) for v in k), tuple(float(v) for v in lnp)

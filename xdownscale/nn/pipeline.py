@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,18 +32,13 @@ from .model import DEVICE_LOCKS, ModelRef, get_model
 from .networks import tune_malloc
 
 __all__ = [
-    "CALIBRATION_MEMBER",
     "STATISTICS",
     "SamplingPlan",
-    "calibrate_texture",
     "ensemble_statistics",
     "finish",
     "sample_fields",
     "sample_seed",
 ]
-
-#: The member index whose noise calibrates a reference texture (never an ensemble member's).
-CALIBRATION_MEMBER = 2**31 - 1
 
 #: Statistics :func:`ensemble_statistics` computes.
 STATISTICS = ("mean", "std", "min", "max", "exceedance", "quantile")
@@ -76,10 +71,11 @@ class SamplingPlan:
     periodic_x : bool
         The fields wrap around along x (a global longitude): the network and the
         conservation step pad circularly there.
-    texture : (k, log gain), optional
-        A radial spectral gain (wavenumbers in cycles per fine cell, log amplitude gains)
-        applied to every sample in physical units before clipping and conservation
-        (:func:`calibrate_texture`, :mod:`xdownscale.np_texture`).
+    texture : (k, ln power), optional
+        The reference's radially averaged spectrum (wavenumbers in cycles per fine cell, ln
+        power; :func:`xdownscale.np_texture.reference_spectrum`): every sample takes its
+        shape above the anchor, in physical units, before clipping and conservation
+        (:mod:`xdownscale.np_texture`).
     """
 
     model: ModelRef
@@ -139,13 +135,15 @@ def _denoise(plan: SamplingPlan, card, net, x, y, gens) -> torch.Tensor:
 
 
 def _apply_gain(x: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
-    """Filter each field with the plan's radial gain: mirror-padded (no wrap-around at the
-    edges; circular along a periodic x), so a field of any size takes the same gain."""
+    """Give each field the reference's spectral shape above the anchor (a radial gain per
+    field, :func:`xdownscale.np_texture.shape_gain`), filtering the mirror-padded field (no
+    wrap-around at the edges; circular along a periodic x)."""
     assert plan.texture is not None
+    k_ref, ln_ref = (np.asarray(v, dtype=np.float64) for v in plan.texture)
     h, w = x.shape[-2:]
-    shape = (2 * h, w if plan.periodic_x else 2 * w)
-    gain = torch.from_numpy(np_texture.gain_grid(shape, *plan.texture)[:, : shape[1] // 2 + 1])
-    gain = gain.to(x.device)
+    shape = np_texture.padded((h, w), plan.periodic_x)
+    index, k, count = np_texture.rings(shape)
+    ring = torch.from_numpy(index).to(x.device)
     flat = x.reshape(-1, h, w)
     out = torch.empty_like(flat)
     for i, field in enumerate(flat):  # one field at a time: batched FFTs round differently
@@ -153,78 +151,39 @@ def _apply_gain(x: torch.Tensor, plan: SamplingPlan) -> torch.Tensor:
         z = torch.cat([field - mean, (field - mean).flip(-2)], dim=-2)
         if not plan.periodic_x:
             z = torch.cat([z, z.flip(-1)], dim=-1)
-        out[i] = torch.fft.irfft2(torch.fft.rfft2(z) * gain, s=shape)[:h, :w] + mean
+        spec = torch.fft.rfft2(z)
+        power = torch.bincount(
+            ring.ravel(), weights=spec.abs().square().ravel().double(), minlength=len(k)
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = power.cpu().numpy() / count
+        g = np_texture.shape_gain(k, p, k_ref, ln_ref, plan.factor)
+        gain = torch.from_numpy(np.exp(g).astype(np.float32)).to(x.device)[ring]
+        out[i] = torch.fft.irfft2(spec * gain, s=shape)[:h, :w] + mean
     return out.reshape(x.shape)
+
+
+#: Passes of gain, clipping and conservation: the second corrects what the first's clipping
+#: and conservation changed.
+TEXTURE_PASSES = 2
 
 
 def finish(
     x: torch.Tensor, y: torch.Tensor | None, plan: SamplingPlan, nonnegative: bool
 ) -> torch.Tensor:
-    """The steps after the network, in physical units: the reference texture's gain (if any),
+    """The steps after the network, in physical units: the reference's texture (if any),
     clipping at 0 for a non-negative variable, and conservation of the coarse block means."""
-    if plan.texture is not None:
-        x = _apply_gain(x, plan)
-        if nonnegative:
-            x = x.clamp_min(0)
-    if plan.conserve != "none":
-        assert y is not None
-        x = samplers.conserve(
-            x, y.to(x.device), plan.factor, plan.conserve, periodic_x=plan.periodic_x
-        )
+    for _ in range(TEXTURE_PASSES if plan.texture is not None else 1):
+        if plan.texture is not None:
+            x = _apply_gain(x, plan)
+            if nonnegative:
+                x = x.clamp_min(0)
+        if plan.conserve != "none":
+            assert y is not None
+            x = samplers.conserve(
+                x, y.to(x.device), plan.factor, plan.conserve, periodic_x=plan.periodic_x
+            )
     return x
-
-
-def calibrate_texture(
-    reference: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray | None,
-    plan: SamplingPlan,
-    *,
-    nonnegative: bool,
-    passes: int = 2,
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The radial gain that gives samples the texture of ``reference``: ``(k, log gain)``.
-
-    Parameters
-    ----------
-    reference : ndarray, shape ``(n, H, W)``
-        Fine fields of the wanted product, in the model's units (NaN allowed).
-    x : ndarray, shape ``(n, H, W)``
-        The reference coarsened and brought back onto the model grid as the wrapper prepares
-        any input (upsampled, low-passed).
-    y : ndarray, shape ``(n, H / factor, W / factor)``, optional
-        The coarsened reference (conditional sampling and conservation).
-    plan : SamplingPlan
-        The plan the samples will be drawn with (its ``texture`` is ignored).
-    nonnegative : bool
-        The variable cannot be negative (a model with a log transform): clip at 0.
-    passes : int
-        Each pass measures the spectrum of the reference's samples with the gain so far and
-        corrects the gain: the second corrects what clipping and conservation changed.
-
-    Notes
-    -----
-    The reference is downscaled once, as member :data:`CALIBRATION_MEMBER` (noise no
-    ensemble member uses); the gain is ``0.5 ln(P_reference / P_samples)`` of the radially
-    averaged spectra in physical units, ramped in from the coarse Nyquist and clipped
-    (:func:`xdownscale.np_texture.log_gain`).
-    """
-    base = replace(plan, texture=None, conserve="none")
-    raw = sample_fields(x, y, (0,), [CALIBRATION_MEMBER], base)[0]
-    k, p_ref = np_texture.ring_spectrum(reference)
-    logg = np.zeros_like(k)
-    raw_t = torch.from_numpy(np.nan_to_num(raw, nan=0.0))
-    y_t = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.float32))
-    for _ in range(passes):
-        current = replace(plan, texture=(tuple(k.tolist()), tuple(logg.tolist())))
-        out = finish(raw_t, y_t, current, nonnegative).numpy()
-        _, p_gen = np_texture.ring_spectrum(np.where(np.isnan(raw), np.nan, out))
-        logg = np.clip(
-            logg + np_texture.log_gain(k, p_ref, p_gen, plan.factor),
-            -np_texture.LIMIT,
-            np_texture.LIMIT,
-        )
-    return tuple(float(v) for v in k), tuple(float(v) for v in logg)
 
 
 def _batches(plan: SamplingPlan, x: np.ndarray, y: np.ndarray | None, loc: Sequence[int], members):
