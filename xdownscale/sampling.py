@@ -357,13 +357,15 @@ def _prepare(
     eager = fine.chunks is None
     if eager and lead:
         # an eager input is computed through dask in blocks too (results do not depend on the
-        # chunking): about two blocks per core and at most a batch each, so that one block's
-        # interpolation and conservation overlap another's network call, and a progress bar
-        # can count blocks
+        # chunking), so that a progress bar can count blocks: about two blocks per core, but
+        # at least two fields per core in each (network calls take turns on a device, and a
+        # call keeps every core busy only with a micro-batch of two fields per core) and at
+        # most a batch
         first = lead[0]
         per = max(1, int(np.prod([fine.sizes[d] for d in lead[1:]])))
-        spread = -(-fine.sizes[first] // (2 * (os.cpu_count() or 1)))
-        size = max(1, min(batch_size // per, spread))
+        cores = os.cpu_count() or 1
+        spread = -(-fine.sizes[first] // (2 * cores))
+        size = max(1, min(batch_size // per, max(spread, -(-2 * cores // per))))
         if size < fine.sizes[first] or progress:
             fine = fine.chunk({first: size})
             coarse = None if coarse is None else coarse.chunk({first: size})
