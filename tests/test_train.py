@@ -396,3 +396,22 @@ def test_cli_fine_tunes_with_init(rng, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--init" in err and "--channels" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # executed by an unrestricted unpickler: creates the marker file
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_checkpoint_that_would_run_code_is_refused_without_advising_weights_only(rng, tmp_path):
+    import pickle
+
+    marker, ck = tmp_path / "pwned", tmp_path / "evil.ckpt"
+    ck.write_bytes(pickle.dumps({"format": _RunsCode(str(marker))}))
+    with pytest.raises(ValueError, match=r"refused to read checkpoint .*could run code") as info:
+        train(fields(rng), iterations=2, checkpoint=ck, **TINY)
+    assert "weights_only" not in str(info.value) and not marker.exists()

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -290,6 +291,14 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # never pass on torch's advice to retry with weights_only=False: the file may run code
+        raise ValueError(
+            f"refused to read checkpoint {str(path)!r}: it holds Python objects other than "
+            "tensors and plain values - a pickle that could run code - and is not an xdownscale "
+            "training checkpoint; it was not loaded. Delete it to start afresh, or pass "
+            "resume=False or another checkpoint="
+        ) from None
     except Exception as err:
         raise ValueError(
             f"checkpoint {str(path)!r} cannot be read ({str(err).splitlines()[0][:200]}); delete "
