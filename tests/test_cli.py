@@ -57,3 +57,31 @@ def test_demo_takes_another_model(tmp_path):
     assert png.exists()
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         cli.demo(tmp_path, steps=1, model="nope")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--factor", "0"], "argument --factor: 0 is too small: it must be >= 2"),
+        (["demo", "--steps", "-1"], "must be >= 1"),
+        (["demo", "--model", "nope"], "unknown model 'nope'; registered models:"),
+        (["train", "missing.nc"], "argument files: 'missing.nc' does not exist"),
+        (
+            ["train", "x.nc", "--channels", "a,b"],
+            "'a,b' is not a comma-separated list of integers, e.g. 32,64,64",
+        ),
+    ],
+)
+def test_bad_values_exit_2_with_one_line_and_no_traceback(tmp_path, capsys, argv, message):
+    (tmp_path / "x.nc").write_bytes(b"")
+    argv = [a if a != "x.nc" else str(tmp_path / "x.nc") for a in argv]
+    if argv[0] == "demo":
+        argv += ["--output", str(tmp_path / "out")]
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:  # argparse's own checks
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -306,3 +306,19 @@ def test_scale_choice_reprs_are_compact_and_render():
     assert html.startswith("<div class='xdownscale-scale'>") and "<th" in html and "16 km" in html
     long = xd.ScaleChoice(0.1, 1.0, None, None, False, xr.DataArray(), xr.DataArray(), "a " * 80)
     assert max(len(line) for line in repr(long).splitlines()) <= 100
+
+
+def test_choose_scale_converts_the_targets_units_and_refuses_others():
+    from xdownscale.datasets import power_law_field
+
+    tgt = power_law_field((2, 64, 64), slope=-2.0, seed=0).assign_attrs(units="K")
+    src = power_law_field((2, 64, 64), slope=-4.0, amplitude=0.1, seed=1).assign_attrs(units="K")
+    k = xd.choose_scale(src, tgt)
+    in_mk = xd.choose_scale(src, (tgt * 1000).assign_attrs(units="mK"))
+    assert in_mk.k_star == pytest.approx(k.k_star) and in_mk.sigma_star == pytest.approx(
+        k.sigma_star, rel=1e-6
+    )
+    with pytest.raises(ValueError, match="cannot be converted"):
+        xd.choose_scale(src, tgt.assign_attrs(units="mm/h"))
+    with pytest.raises(ValueError, match="so the spectra cannot be compared"):
+        xd.choose_scale(src, tgt.drop_attrs())

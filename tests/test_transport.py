@@ -228,3 +228,29 @@ def test_import_does_not_load_ot_or_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split()[0] == "False"
     assert xdownscale.debias is debias
+
+
+def test_debias_converts_compatible_units_and_refuses_others():
+    rng = np.random.default_rng(0)
+
+    def f(n, loc=0.0, scale=1.0, units="mm"):
+        base = rng.normal(size=(n, 3, 4))
+        base[:, :, 1:] += 0.8 * base[:, :, :-1]
+        return xr.DataArray(
+            loc + scale * base,
+            dims=("time", "y", "x"),
+            coords={"y": np.arange(3) + 0.5, "x": np.arange(4) + 0.5},
+            attrs={"units": units},
+        )
+
+    hist, ref, sim = f(200), f(180, 2.0, 1.5), f(60, 0.3)
+    mm = xdownscale.debias(sim, ref, hist, reg=0.05)
+    cm = xdownscale.debias(
+        (sim / 10).assign_attrs(units="cm"), ref, (hist / 10).assign_attrs(units="cm"), reg=0.05
+    )
+    np.testing.assert_allclose(cm.values, mm.values, atol=1e-10)
+    assert cm.attrs["units"] == "mm"  # the result carries ref's units
+    with pytest.raises(ValueError, match=r"units 'K' of hist .* cannot be converted to 'mm'"):
+        xdownscale.debias(sim, ref, hist.assign_attrs(units="K"), reg=0.05)
+    with pytest.raises(ValueError, match=r"hist has no 'units' attribute"):
+        xdownscale.debias(sim, ref, hist.drop_attrs(), reg=0.05)
