@@ -110,8 +110,13 @@ def bench_throughput(n_fields, size, batch, chunk, repeats, device="cpu"):
     )
     agree = float(np.abs(out.values[:batch] - ref).max())
     bare_loop(model, data, batch, device)  # warm-up
-    t_sample = _median_time(run_sample, repeats)
-    t_bare = _median_time(lambda: bare_loop(model, data, batch, device), repeats)
+    times: dict[str, list[float]] = {"sample": [], "bare": []}
+    for _ in range(repeats):  # interleaved: the machine's load drifts
+        for k, fn in (("sample", run_sample), ("bare", lambda: bare_loop(model, data, batch, device))):
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    t_sample, t_bare = statistics.median(times["sample"]), statistics.median(times["bare"])
     n_params = sum(p.numel() for p in model.denoiser.parameters())
     return {
         "fields": n_fields, "size": size, "batch": batch, "chunk": chunk, "params": n_params,
@@ -284,6 +289,17 @@ def bench_eager(repeats: int, threads: int) -> dict | None:
     return out
 
 
+def eager_child(repeats: int) -> dict | None:
+    """(f) in a fresh process: a torch thread count set earlier in this one would apply to the
+    threads dask creates."""
+    out = subprocess.run([sys.executable, __file__, "--eager-child", str(repeats)],
+                         capture_output=True, text=True, check=True).stdout
+    line = [x for x in out.splitlines() if x.startswith("EAGER ")][-1]
+    res = json.loads(line[len("EAGER "):])
+    print("(f)", res, flush=True)
+    return res
+
+
 def machine() -> str:
     cpu = cpu_model()
     import dask
@@ -401,7 +417,9 @@ Details
   medians of {args.rounds} rounds. glibc malloc thresholds tuned as the sampling pipeline
   does (``xdownscale.nn.networks.tune_malloc``: {e['malloc_tuned']}).
 - (f) The same call ``coarse.downscale.sample(seed=0)`` on the numpy-backed field and on
-  ``coarse.chunk(time=2)``; medians of {args.eager_repeats} interleaved runs each.
+  ``coarse.chunk(time=2)``; medians of {args.eager_repeats} interleaved runs each, in a fresh
+  process with torch's default thread count (a count set earlier in a process applies to the
+  threads dask creates later, so (a)-(e)'s setting would carry over).
 - The box is shared with other jobs and noisy; torch runs with {torch.get_num_threads()}
   intra-op thread(s) (with 2 threads, OpenMP spin-waiting on a loaded 2-core machine slowed
   small operations by orders of magnitude).
@@ -416,7 +434,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "sample.rst")
     ap.add_argument("--memory-child", nargs=4, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--eager-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.eager_child:  # a fresh process with torch's default threads, as a user has it
+        print("EAGER " + json.dumps(bench_eager(args.eager_child, threads=torch.get_num_threads())))
+        return
     torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(*args.memory_child)
@@ -439,7 +461,7 @@ def main() -> None:
     args.rounds = 2 if q else 5
     e = bench_efficiency(args.rounds, threads_list=(1, 2), batch=4 if q else 8, size=128 if q else 256)
     args.eager_repeats = 1 if q else 2
-    f = None if q else bench_eager(args.eager_repeats, threads=os.cpu_count() or 2)
+    f = None if q else eager_child(args.eager_repeats)
     write_rst(args.out, a, b, c, d, e, f, args, info, cmd)
 
 
