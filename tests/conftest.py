@@ -94,3 +94,17 @@ def white():
 
     den = GaussianDenoiser(np.zeros((1, 16, 16)), 0.25 * np.eye(256), sigma_max=80.0)
     return DownscalingModel(den, {"name": "white", "factors": (4,), "units": "K"})
+
+
+def assert_usage_error(argv, capsys, message: str) -> None:
+    """``xdownscale ARGV`` exits with code 2 and one line that holds ``message``, no traceback."""
+    from xdownscale import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:  # argparse's own checks
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -6,6 +6,8 @@ import xarray as xr
 
 from xdownscale import cli
 
+from .conftest import assert_usage_error
+
 
 @pytest.mark.slow
 def test_demo_writes_netcdf_and_png(tmp_path, capsys):
@@ -77,11 +79,4 @@ def test_bad_values_exit_2_with_one_line_and_no_traceback(tmp_path, capsys, argv
     argv = [a if a != "x.nc" else str(tmp_path / "x.nc") for a in argv]
     if argv[0] == "demo":
         argv += ["--output", str(tmp_path / "out")]
-    try:
-        code = cli.main(argv)
-    except SystemExit as stop:  # argparse's own checks
-        code = stop.code
-    err = capsys.readouterr().err
-    assert code == 2
-    assert message in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    assert_usage_error(argv, capsys, message)
