@@ -239,7 +239,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     results = []
-    for c in cases(args):
+    todo = cases(args)
+    for c in todo:
         print(f"{c['case']}: {c['label']}", flush=True)
         r = run_case(c, args)
         results.append(r)
@@ -255,7 +256,7 @@ def main(argv=None) -> int:
     if args.install and not args.quick:
         from _install import install
 
-        for c, r in zip(cases(args), results):
+        for c, r in zip(todo, results):
             if c["label"] in ("fold noMCH", "fold noFMI", "fold noMRMS") and c["model"].endswith(".pt"):
                 scores = {k: {m: round(v, 4) for m, v in r[k].items() if isinstance(v, float) and m != "seconds"}
                           for k in ("bicubic", "rainfarm", "model", "model+reference")}

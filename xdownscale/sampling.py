@@ -35,7 +35,7 @@ from .checks import (
 )
 from .grid import lowpass, upsample
 from .spectra import NoStructureError, ScaleChoice, choose_scale
-from .texture import prepare_reference, texture_gain
+from .texture import prepare_reference
 from .units import expect_units, parse_quantity, unit_factors
 
 if TYPE_CHECKING:
@@ -352,7 +352,7 @@ def _prepare(
         bool(info.periodic_x),
     )
     if ref is not None:
-        plan = replace(plan, texture=texture_gain(ref, plan, model))
+        plan = replace(plan, texture=ref.texture)
     coarse = src if sampler == "conditional" or cons != "none" else None
     eager = fine.chunks is None
     if eager and lead:

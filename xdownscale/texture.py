@@ -21,9 +21,8 @@ from .units import expect_units, unit_factors
 
 if TYPE_CHECKING:
     from .nn.model import DownscalingModel
-    from .nn.pipeline import SamplingPlan
 
-__all__ = ["MAX_FIELDS", "Reference", "prepare_reference", "texture_gain"]
+__all__ = ["MAX_FIELDS", "Reference", "prepare_reference"]
 
 
 @dataclass
@@ -32,7 +31,9 @@ class Reference:
 
     fields: np.ndarray  # (n, H, W), H and W multiples of the factor
     target_psd: tuple[np.ndarray, np.ndarray]  # (k, power) in the model's transformed space
-    digest: str
+    #: (k, ln power) in physical units, mirror-padded as the samples are: what the sampling plan
+    #: carries (:func:`xdownscale.np_texture.reference_spectrum`)
+    texture: tuple[tuple[float, ...], tuple[float, ...]]
 
 
 MAX_FIELDS = 32
@@ -40,8 +41,6 @@ MAX_FIELDS = 32
 
 def prepare_reference(reference: Any, info, f: int, model: DownscalingModel) -> Reference:
     """Check the reference against the output grid and the model, and prepare it."""
-    import hashlib
-
     reference = check_finite(check_dataarray(reference, "reference"), "reference")
     dims = (info.y, info.x) if {info.y, info.x} <= set(reference.dims) else None
     rinfo = grid_info(reference, dims)
@@ -92,11 +91,6 @@ def prepare_reference(reference: Any, info, f: int, model: DownscalingModel) -> 
         pick = np.unique(np.linspace(0, len(arr) - 1, MAX_FIELDS).round().astype(int))
         arr = arr[pick]
     k, p = np_texture.ring_spectrum(model.card.forward_transform(arr))
-    digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-    return Reference(arr, (k, p), digest)
-
-
-def texture_gain(ref: Reference, plan: SamplingPlan, model: DownscalingModel):
-    """The reference's spectrum ``(k, ln power)`` in physical units, as the plan carries it."""
-    k, lnp = np_texture.reference_spectrum(ref.fields, plan.periodic_x)
-    return tuple(float(v) for v in k), tuple(float(v) for v in lnp)
+    kt, lnp = np_texture.reference_spectrum(arr, bool(info.periodic_x))
+    texture = (tuple(float(v) for v in kt), tuple(float(v) for v in lnp))
+    return Reference(arr, (k, p), texture)
